@@ -1,0 +1,1 @@
+"""The kopf operator (installed as ``kubecircus.operator``; never importable as plain ``operator``)."""
