@@ -1,0 +1,25 @@
+"""DICOM series → CIRCUS CS volume (``{id}.mhd``, ``{id}.raw``, ``{id}.json``).
+
+Installed as ``kubecircus.converter``. It must not import anything from ``kubecircus.operator``:
+the staging pod runs it with only its own dependencies, and the operator process never runs it.
+
+Public API::
+
+    plan = plan_conversion(source, series_uid=None, slice_range=None)   # headers only
+    plan.fingerprint                                                    # cache key material
+    result = write_volume(plan, outdir, volume_id=0)                   # pixels, atomically
+    result = convert(source, outdir, ...)                              # both steps
+"""
+
+from .api import ConversionResult, convert, plan_conversion, write_volume
+from .errors import ConversionError
+from .version import CONVERTER_VERSION
+
+__all__ = [
+    "CONVERTER_VERSION",
+    "ConversionError",
+    "ConversionResult",
+    "convert",
+    "plan_conversion",
+    "write_volume",
+]

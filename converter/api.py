@@ -1,0 +1,213 @@
+"""Planning (headers only) and writing (pixels, atomically) a CIRCUS CS volume."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from .fingerprint import fingerprint
+from .geometry import Geometry, SliceRange, build_geometry, order_slices, parse_range
+from .mhd import mhd_header
+from .pixels import (
+    PixelFormat,
+    ValueStats,
+    modality_values,
+    read_stored,
+    to_element_type,
+    type_for_values,
+    type_from_headers,
+    value_stats,
+)
+from .scan import SliceHeader, scan
+from .series import check_images, select_series
+from .tags import series_dump
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """Everything decided from the headers: which slices, in which order, on which grid."""
+
+    slices: list[SliceHeader] = field(repr=False)
+    geometry: Geometry
+    series_uid: str
+    slice_range: SliceRange | None
+    keep_private: frozenset[int]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What was written; ``to_dict()`` is what the staging manifest records."""
+
+    volume_id: int
+    mhd: Path
+    raw: Path
+    json: Path
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+    element_type: str
+    raw_sha256: str
+    fingerprint: str
+    series_uid: str
+    slice_count: int
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        for key in ("mhd", "raw", "json"):
+            data[key] = str(data[key])
+        return data
+
+
+def _thickness(header: SliceHeader) -> float:
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = header.dataset.get(keyword)
+        with contextlib.suppress(TypeError, ValueError):
+            if value is not None and float(value) > 0:
+                return float(value)
+    return 1.0
+
+
+def plan_conversion(
+    source: str | os.PathLike[str],
+    *,
+    series_uid: str | None = None,
+    slice_range: str | SliceRange | None = None,
+    keep_private: frozenset[int] | set[int] = frozenset(),
+) -> ConversionPlan:
+    """Scan ``source`` and decide the volume, without reading any pixel data."""
+    parsed_range = parse_range(slice_range) if isinstance(slice_range, str) else slice_range
+    chosen = select_series(scan(Path(source)), series_uid)
+    check_images(chosen)
+    ordered = order_slices(chosen, parsed_range)
+    geometry = build_geometry(ordered, _thickness(ordered[0]))
+    uid = ordered[0].series_uid
+    key = fingerprint(
+        (s.sop_uid for s in ordered),
+        uid,
+        None if parsed_range is None else str(parsed_range),
+        keep_private,
+    )
+    return ConversionPlan(ordered, geometry, uid, parsed_range, frozenset(keep_private), key)  # type: ignore[arg-type]
+
+
+def _element_type(plan: ConversionPlan) -> str:
+    rescales = [(s.slope, s.intercept) for s in plan.slices]
+    decided = type_from_headers(PixelFormat.of(plan.slices[0]), rescales)
+    if decided is not None:
+        return decided
+    stats: ValueStats | None = None
+    for header in plan.slices:
+        slice_stats = value_stats(modality_values(read_stored(header), header.slope, header.intercept))
+        stats = slice_stats if stats is None else stats.merge(slice_stats)
+    assert stats is not None
+    return type_for_values(stats)
+
+
+def _write_raw(plan: ConversionPlan, element_type: str, path: Path) -> str:
+    """Stream the slices into ``path``; returns the sha256 of what was written.
+
+    Hashing and writing run in a second thread (both release the GIL), overlapping the decoding
+    of the next slice. Only a few slices are ever in memory.
+    """
+    digest = hashlib.sha256()
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def sink(out: BinaryIO) -> None:
+        try:
+            while (chunk := chunks.get()) is not None:
+                digest.update(chunk)
+                out.write(chunk)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+            while chunks.get() is not None:  # drain so the producer never blocks
+                pass
+
+    with path.open("wb") as out:
+        writer = threading.Thread(target=sink, args=(out,), name="raw-writer", daemon=True)
+        writer.start()
+        try:
+            for header in plan.slices:
+                values = modality_values(read_stored(header), header.slope, header.intercept)
+                chunks.put(to_element_type(values, element_type).tobytes())
+        finally:
+            chunks.put(None)
+            writer.join()
+    if failure:
+        raise failure[0]
+    return digest.hexdigest()
+
+
+def write_volume(
+    plan: ConversionPlan, outdir: str | os.PathLike[str], *, volume_id: int = 0
+) -> ConversionResult:
+    """Write ``{id}.raw``, ``{id}.json`` and ``{id}.mhd`` into ``outdir``; all three or none.
+
+    Files are written into a private temporary folder inside ``outdir`` and renamed into place
+    only once every one of them is complete, so a refusal or crash leaves no ``{id}.*`` behind.
+    """
+    target = Path(outdir)
+    target.mkdir(parents=True, exist_ok=True)
+    names = {ext: f"{volume_id}.{ext}" for ext in ("mhd", "raw", "json")}
+    staging = Path(tempfile.mkdtemp(prefix=f".{volume_id}.", dir=target))
+    moved: list[Path] = []
+    try:
+        element_type = _element_type(plan)
+        raw_sha256 = _write_raw(plan, element_type, staging / names["raw"])
+        dump = series_dump([s.dataset for s in plan.slices], plan.keep_private)
+        (staging / names["json"]).write_text(json.dumps(dump, ensure_ascii=False, indent=1) + "\n", "utf-8")
+        (staging / names["mhd"]).write_text(mhd_header(plan.geometry, element_type, names["raw"]), "ascii")
+        for ext in ("raw", "json", "mhd"):  # the header last: its presence means the volume is whole
+            os.replace(staging / names[ext], target / names[ext])
+            moved.append(target / names[ext])
+    except BaseException:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %s (%s, %s)", target / names["mhd"], "x".join(map(str, plan.geometry.size)), element_type)
+    g = plan.geometry
+    return ConversionResult(
+        volume_id=volume_id,
+        mhd=target / names["mhd"],
+        raw=target / names["raw"],
+        json=target / names["json"],
+        size=g.size,
+        spacing=g.spacing,
+        origin=g.origin,
+        direction=g.direction,
+        element_type=element_type,
+        raw_sha256=raw_sha256,
+        fingerprint=plan.fingerprint,
+        series_uid=plan.series_uid,
+        slice_count=len(plan.slices),
+    )
+
+
+def convert(
+    source: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    *,
+    volume_id: int = 0,
+    series_uid: str | None = None,
+    slice_range: str | SliceRange | None = None,
+    keep_private: frozenset[int] | set[int] = frozenset(),
+) -> ConversionResult:
+    """Convert the DICOM series under ``source`` into ``outdir/{volume_id}.{mhd,raw,json}``."""
+    plan = plan_conversion(source, series_uid=series_uid, slice_range=slice_range, keep_private=keep_private)
+    return write_volume(plan, outdir, volume_id=volume_id)

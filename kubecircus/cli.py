@@ -1,0 +1,121 @@
+"""The ``kubecircus`` command line.
+
+``kubecircus convert SOURCE OUTDIR`` turns one DICOM series into a CIRCUS CS volume. Bad input
+ends with exit status 1 and one line on stderr saying what is wrong and what to do; usage errors
+with status 2 (argparse's convention). Never a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from kubecircus import __version__
+
+EXIT_INPUT_REFUSED = 1
+
+
+def _tag(text: str) -> int:
+    """``gggg,eeee`` (or ``ggggeeee``) as an integer tag."""
+    digits = text.replace(",", "").replace("(", "").replace(")", "").strip()
+    if len(digits) != 8:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a tag like 0019,10a1")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a tag like 0019,10a1") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubecircus", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kubecircus {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser(
+        "convert",
+        help="convert a DICOM series into {id}.mhd, {id}.raw, {id}.json",
+        description="Convert the DICOM series under SOURCE into OUTDIR/N.mhd, N.raw and N.json "
+        "(the CIRCUS CS plug-in input format).",
+    )
+    convert.add_argument("source", metavar="SOURCE", help="folder searched recursively for DICOM files")
+    convert.add_argument("outdir", metavar="OUTDIR", help="folder to write N.mhd, N.raw, N.json into")
+    convert.add_argument("--volume-id", type=int, default=0, metavar="N", help="volume id N (default 0)")
+    convert.add_argument(
+        "--series-uid", metavar="UID", help="the series to convert when SOURCE holds several"
+    )
+    convert.add_argument(
+        "--range",
+        dest="slice_range",
+        metavar="START:END:DELTA",
+        help="select images by InstanceNumber, written in this order (DELTA may be negative)",
+    )
+    convert.add_argument(
+        "--keep-private",
+        type=_tag,
+        action="append",
+        default=[],
+        metavar="GGGG,EEEE",
+        help="keep this private tag in N.json (repeatable)",
+    )
+    convert.add_argument("--json", action="store_true", help="print what was written as JSON on stdout")
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="kubecircus: %(levelname)s: %(message)s", stream=sys.stderr)
+    if verbosity < 2:
+        # pydicom reports every oddity of real-world files; refusals are ours to word. (Its config
+        # module sets the "pydicom" logger's level when imported, so import it first.)
+        import pydicom.config  # noqa: F401
+
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+        warnings.simplefilter("ignore")
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from kubecircus.converter import ConversionError, convert
+
+    if args.volume_id < 0:
+        print("kubecircus: error: --volume-id must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        result = convert(
+            args.source,
+            args.outdir,
+            volume_id=args.volume_id,
+            series_uid=args.series_uid,
+            slice_range=args.slice_range,
+            keep_private=frozenset(args.keep_private),
+        )
+    except ConversionError as err:
+        print(f"kubecircus: cannot convert {args.source}: {err}", file=sys.stderr)
+        return EXIT_INPUT_REFUSED
+    except OSError as err:
+        print(
+            f"kubecircus: cannot convert {args.source}: {err.strerror or err}: {err.filename}",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT_REFUSED
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        x, y, z = result.size
+        print(f"{result.mhd}: {x}x{y}x{z} {result.element_type}, series {result.series_uid}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command == "convert":
+        return _convert(args)
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())
