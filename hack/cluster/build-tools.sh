@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the cluster's Go components into $KUBECIRCUS_CACHE/bin, each only when its pinned
+# module versions (go.mod/go.sum and main.go) changed since the last build. Usage: build-tools.sh [NAME...]
+set -euo pipefail
+shopt -s nullglob
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${KUBECIRCUS_CACHE:-$HOME/.cache/kubecircus}
+bin=$cache/bin
+mkdir -p "$bin"
+kube_version=$(awk '/^require k8s.io\/kubernetes/ {print $3}' "$here/kube/go.mod")
+
+build() {  # build NAME DIR PACKAGE [LDFLAGS]
+  local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
+  local stamp
+  stamp=$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -c1-16)
+  if [[ -x $bin/$name && -f $bin/.$name.stamp && $(cat "$bin/.$name.stamp") == "$stamp" ]]; then
+    echo "build-tools: $name is up to date"
+    return
+  fi
+  echo "build-tools: building $name ($pkg)"
+  local start=$SECONDS
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
+  mv "$bin/$name.tmp" "$bin/$name"
+  echo "$stamp" > "$bin/.$name.stamp"
+  echo "build-tools: built $name in $((SECONDS - start))s"
+}
+
+kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version \
+ -X k8s.io/component-base/version.gitMajor=1 \
+ -X k8s.io/component-base/version.gitMinor=$(echo "$kube_version" | cut -d. -f2) \
+ -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z \
+ -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
+
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=(kube coredns local-path-provisioner minio helm)
+for name in "${names[@]}"; do
+  case $name in
+    kube) build kube "$here/kube" . "$kube_ldflags" ;;
+    coredns) build coredns "$here/tools/coredns" . ;;
+    local-path-provisioner) build local-path-provisioner "$here/tools/local-path-provisioner" github.com/rancher/local-path-provisioner ;;
+    minio) build minio "$here/tools/minio" github.com/minio/minio ;;
+    helm) build helm "$here/tools/helm" helm.sh/helm/v3/cmd/helm ;;
+    *) echo "build-tools: unknown component $name" >&2; exit 2 ;;
+  esac
+done
