@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from dicomfactory import SeriesSpec, make_slices, save  # noqa: E402
+from dicomfactory import SeriesSpec, make_slices, save
 
 SITK_SCRIPT = textwrap.dedent(
     """
@@ -109,9 +109,8 @@ def main() -> None:
     for name, runs in results.items():
         seconds = statistics.median(t for t, _ in runs)
         peak = statistics.median(m for _, m in runs) * 1024
-        print(
-            f"{name:<12}{seconds:>10.2f}{seconds / base_time:>12.2f}{peak / 2**20:>10.0f}{peak / volume_bytes:>10.2f}"
-        )
+        ratio, share = seconds / base_time, peak / volume_bytes
+        print(f"{name:<12}{seconds:>10.2f}{ratio:>12.2f}{peak / 2**20:>10.0f}{share:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from dicomfactory import SeriesSpec, orientation_of, rotation, write_series
 
 from kubecircus.converter import convert
+
+from dicomfactory import SeriesSpec, orientation_of, rotation, write_series
 
 
 def _dcm2niix(source, outdir):

@@ -1,6 +1,6 @@
 """DICOM series → CIRCUS CS volume (``{id}.mhd``, ``{id}.raw``, ``{id}.json``).
 
-Installed as ``kubecircus.converter``. It must not import anything from ``kubecircus.operator``:
+It must not import anything from ``kubecircus.operator``:
 the staging pod runs it with only its own dependencies, and the operator process never runs it.
 
 Public API::

@@ -1,0 +1,1 @@
+"""The kopf operator: handlers, reconcile decisions, manifest builders (operator issue)."""

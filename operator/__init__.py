@@ -1,1 +1,0 @@
-"""The kopf operator (installed as ``kubecircus.operator``; never importable as plain ``operator``)."""
