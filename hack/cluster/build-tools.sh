@@ -7,12 +7,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${KUBECIRCUS_CACHE:-$HOME/.cache/kubecircus}
 bin=$cache/bin
 mkdir -p "$bin"
-kube_version=$(awk '/^require k8s.io\/kubernetes/ {print $3}' "$here/kube/go.mod")
+kube_version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/kube/go.mod")
+[[ -n $kube_version ]] || { echo "build-tools: no k8s.io/kubernetes version in kube/go.mod" >&2; exit 1; }
 
 build() {  # build NAME DIR PACKAGE [LDFLAGS]
   local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
   local stamp
-  stamp=$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -c1-16)
+  stamp=$(find "$dir" -name go.mod -o -name go.sum -o -name '*.go' | sort | xargs cat | sha256sum | cut -c1-16)
   if [[ -x $bin/$name && -f $bin/.$name.stamp && $(cat "$bin/.$name.stamp") == "$stamp" ]]; then
     echo "build-tools: $name is up to date"
     return
@@ -33,10 +34,11 @@ kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version \
  -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
 
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(kube coredns local-path-provisioner minio helm)
+[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm)
 for name in "${names[@]}"; do
   case $name in
     kube) build kube "$here/kube" . "$kube_ldflags" ;;
+    etcd) build etcd "$here/tools/etcd" . ;;
     coredns) build coredns "$here/tools/coredns" . ;;
     local-path-provisioner) build local-path-provisioner "$here/tools/local-path-provisioner" github.com/rancher/local-path-provisioner ;;
     minio) build minio "$here/tools/minio" github.com/minio/minio ;;

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make images: builds the project's images from images/*/Dockerfile without a registry and loads
+# them into the cluster (containerd's k8s.io namespace here, `kind load` on kind).
+#   images.sh --base-only   pause and the busybox base (needed before the kubelet starts)
+#   images.sh --system      + CoreDNS and local-path-provisioner (cluster add-ons)
+#   images.sh               + every project image (toolbox, ...)
+# An image is rebuilt only when its Dockerfile or inputs changed (a stamp beside its archive).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+ARCHIVES=$CACHE/images
+BUSYBOX_BASE=localhost/kubecircus/busybox-base:dev
+mkdir -p "$ARCHIVES"
+
+on_kind() { [[ -f $KUBECONFIG_ADMIN ]] && grep -q "kind-kubecircus" "$KUBECONFIG_ADMIN"; }
+
+load() {  # load ARCHIVE
+  if on_kind; then
+    kind load image-archive "$1" --name kubecircus
+  else
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --no-unpack=false "$1" >/dev/null
+  fi
+}
+
+busybox_base() {
+  buildah inspect --type image "$BUSYBOX_BASE" >/dev/null 2>&1 && return 0
+  local root
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
+  cp /bin/busybox "$root/bin/busybox"
+  "$root/bin/busybox" --install -s "$root/bin"
+  # --install links to the host path of busybox; inside the image it is /bin/busybox
+  for link in "$root"/bin/*; do [[ -L $link ]] && ln -sf /bin/busybox "$link"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' > "$root/etc/group"
+  chmod 1777 "$root/tmp"
+  local ctr
+  ctr=$(buildah from scratch)
+  buildah copy -q "$ctr" "$root" / >/dev/null
+  buildah config --env PATH=/bin --cmd sh "$ctr"
+  buildah commit -q "$ctr" "$BUSYBOX_BASE" >/dev/null
+  buildah rm "$ctr" >/dev/null
+  rm -rf "$root"
+  log "made $BUSYBOX_BASE from Debian's busybox-static"
+}
+
+build() {  # build NAME [FILE...]  - files are copied into the build context
+  local name=$1; shift
+  local dir=$REPO/images/$name tag=localhost/kubecircus/$name:dev archive=$ARCHIVES/$name.tar
+  local stamp
+  stamp=$(cat "$dir/Dockerfile" "$@" | sha256sum | cut -c1-16)
+  if [[ ! -f $archive || $(cat "$archive.stamp" 2>/dev/null) != "$stamp" ]]; then
+    local ctx
+    ctx=$(mktemp -d)
+    cp -r "$dir/." "$ctx/"
+    [[ $# -gt 0 ]] && cp "$@" "$ctx/"
+    buildah bud -q --layers=false --build-arg "BASE_IMAGE=$BUSYBOX_BASE" -t "$tag" -f "$ctx/Dockerfile" "$ctx" >/dev/null
+    rm -f "$archive"
+    buildah push -q "$tag" "docker-archive:$archive:$tag" >/dev/null
+    echo "$stamp" > "$archive.stamp"
+    rm -rf "$ctx"
+    log "built $tag"
+  fi
+  load "$archive"
+}
+
+mode=${1:-all}
+busybox_base
+build pause /usr/bin/catatonit
+[[ $mode == --base-only ]] && exit 0
+build coredns "$BIN/coredns"
+build local-path-provisioner "$BIN/local-path-provisioner"
+[[ $mode == --system ]] && exit 0
+build toolbox
+log "images loaded"

@@ -1,0 +1,50 @@
+# Shared settings of the local cluster scripts (sourced, not run).
+# shellcheck shell=bash
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${KUBECIRCUS_CACHE:-$HOME/.cache/kubecircus}
+STATE=${KUBECIRCUS_CLUSTER_STATE:-/var/lib/kubecircus-cluster}
+RUN=$STATE/run
+PKI=$STATE/pki
+OUT=$REPO/.cluster
+BIN=$CACHE/bin
+KUBE=$BIN/kube
+NODE_NAME=kubecircus-control-plane
+# The node's address lives on the loopback device: it is on this machine whatever the host's
+# network looks like, and nothing routed to it can leave the machine.
+NODE_IP=${KUBECIRCUS_NODE_IP:-10.87.0.1}
+POD_CIDR=10.244.0.0/16
+NODE_POD_CIDR=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/16
+API_SERVICE_IP=10.96.0.1
+DNS_SERVICE_IP=10.96.0.10
+CONTAINERD_SOCK=$RUN/containerd.sock
+KUBECONFIG_ADMIN=$OUT/kubeconfig
+
+log() { printf 'cluster: %s\n' "$*" >&2; }
+die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
+
+kubectl_() { "$KUBE" kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+
+# Run a component in the background, detached from this shell, with its pid and log in $RUN.
+start_daemon() {
+  local name=$1; shift
+  if [[ -f $RUN/$name.pid ]] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    return 0
+  fi
+  setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/$name.pid"
+  log "started $name (pid $!, log $RUN/$name.log)"
+}
+
+running() { [[ -f $RUN/$1.pid ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then
+      die "timed out after ${limit}s waiting for $what (logs in $RUN)"
+    fi
+    sleep 1
+  done
+}
