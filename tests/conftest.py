@@ -56,3 +56,10 @@ def assert_same_physical_image(mhd: Path, reference) -> None:
     want = sitk.GetArrayFromImage(reference).astype(np.float64)
     assert not np.any(got == outside), "part of the reference grid falls outside our volume"
     np.testing.assert_array_equal(got, want)
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/cluster/ needs the real cluster: mark it so `-m "not cluster"` works."""
+    for item in items:
+        if "/tests/cluster/" in str(item.path):
+            item.add_marker(pytest.mark.cluster)
