@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -62,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
         help="keep this private tag in N.json (repeatable)",
     )
     convert.add_argument("--json", action="store_true", help="print what was written as JSON on stdout")
+    commands.add_parser(
+        "operator",
+        help="run the operator (configured by KUBECIRCUS_* environment variables)",
+        description="Run the kubecircus operator against the cluster of the in-cluster service "
+        "account or the current kubeconfig. Settings: see kubecircus/operator/config.py.",
+    )
+    crds = commands.add_parser("crds", help="write the CRDs generated from the API models")
+    crds.add_argument("--check", action="store_true", help="fail if the files on disk differ")
+    crds.add_argument(
+        "--output",
+        action="append",
+        metavar="DIR",
+        help="folder to write into (repeatable; default: crds/ and helm/kubecircus/crds/)",
+    )
     return parser
 
 
@@ -114,7 +129,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     if args.command == "convert":
         return _convert(args)
+    if args.command == "crds":
+        return _crds(args)
+    if args.command == "operator":
+        level = os.environ.get("KUBECIRCUS_LOG_LEVEL", "INFO").upper()
+        logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
+        from kubecircus.operator.main import run
+
+        run()
+        return 0
     return 2  # pragma: no cover - argparse enforces a command
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kubecircus.operator.crdgen import write
+
+    targets = [Path(p) for p in (args.output or ["crds", "helm/kubecircus/crds"])]
+    differences = write(targets, check=args.check)
+    if differences:
+        print(
+            "kubecircus: generated CRDs differ from the API models; run `make crds`: "
+            + ", ".join(differences),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
