@@ -1,0 +1,78 @@
+"""What the operator sees of a job's children, reduced to the facts decisions need (pure types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Waiting reasons that mean the plug-in image cannot be had: a plug-in failure, not infrastructure.
+IMAGE_UNAVAILABLE = frozenset({"ErrImageNeverPull", "ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    exit_code: int | None = None
+    terminated_reason: str | None = None
+    waiting_reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    phase: str
+    reason: str | None = None  # pod-level: Evicted, DeadlineExceeded, NodeLost, ...
+    message: str | None = None
+    deleting: bool = False
+    containers: tuple[ContainerView, ...] = ()
+    init_containers: tuple[ContainerView, ...] = ()
+
+    def container(self, name: str) -> ContainerView | None:
+        return next((c for c in (*self.init_containers, *self.containers) if c.name == name), None)
+
+    @classmethod
+    def from_body(cls, pod: dict[str, Any]) -> PodView:
+        status = pod.get("status") or {}
+
+        def views(key: str) -> tuple[ContainerView, ...]:
+            out = []
+            for c in status.get(key) or []:
+                state = c.get("state") or {}
+                term, wait = state.get("terminated") or {}, state.get("waiting") or {}
+                out.append(
+                    ContainerView(
+                        name=c["name"],
+                        exit_code=term.get("exitCode"),
+                        terminated_reason=term.get("reason"),
+                        waiting_reason=wait.get("reason"),
+                        message=(term.get("message") or wait.get("message") or None),
+                    )
+                )
+            return tuple(out)
+
+        return cls(
+            name=pod["metadata"]["name"],
+            phase=status.get("phase", "Pending"),
+            reason=status.get("reason"),
+            message=status.get("message"),
+            deleting=bool(pod["metadata"].get("deletionTimestamp")),
+            containers=views("containerStatuses"),
+            init_containers=views("initContainerStatuses"),
+        )
+
+
+@dataclass(frozen=True)
+class Children:
+    """A job's children as observed, plus the logs decisions need (read only when relevant)."""
+
+    pods: dict[str, PodView] = field(default_factory=dict)  # by role: stage, run, collect
+    workspace: bool = False
+    policy: bool = False
+    #: stdout of the finished collect pod and the end of the plug-in's stdout.
+    collect_log: str | None = None
+    run_log_tail: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.pods) or self.workspace or self.policy

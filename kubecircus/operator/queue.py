@@ -1,0 +1,81 @@
+"""The queue: which Queued jobs to admit, their queue positions, and which finished jobs expire.
+
+Pure functions over a snapshot of every PluginJob (one consistent list from the API server), so
+the scheduler loop never trusts a stale cache with admission. Order: priority (higher first),
+then creation time, then name. A job whose plug-in is at its own ``maxConcurrent`` waits without
+blocking jobs of other plug-ins behind it; the global ``maxConcurrentJobs`` is never exceeded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .api import ACTIVE_PHASES, FINISHED_PHASES, Phase, Plugin, PluginJob
+
+
+@dataclass
+class QueuePlan:
+    admit: list[PluginJob] = field(default_factory=list)
+    #: job key → new queuePosition (None clears it), only where it changes.
+    positions: dict[str, int | None] = field(default_factory=dict)
+
+
+def order_key(job: PluginJob) -> tuple[int, str, str]:
+    return (-job.spec.priority, job.created, job.key)
+
+
+def plan_queue(jobs: list[PluginJob], plugins: dict[str, Plugin], max_concurrent_jobs: int) -> QueuePlan:
+    active = [j for j in jobs if j.status.phase in {p.value for p in ACTIVE_PHASES}]
+    running_total = len(active)
+    running_per_plugin = Counter(j.spec.plugin for j in active)
+    waiting = sorted(
+        (j for j in jobs if j.status.phase == Phase.QUEUED.value and not j.spec.cancel),
+        key=order_key,
+    )
+    plan = QueuePlan()
+    position = 0
+    for job in waiting:
+        if job.spec.suspend:
+            _set_position(plan, job, None)
+            continue
+        plugin = plugins.get(job.spec.plugin)
+        plugin_limit = plugin.spec.max_concurrent if plugin else None
+        fits_global = running_total < max_concurrent_jobs
+        fits_plugin = plugin_limit is None or running_per_plugin[job.spec.plugin] < plugin_limit
+        if plugin is not None and fits_global and fits_plugin:
+            plan.admit.append(job)
+            running_total += 1
+            running_per_plugin[job.spec.plugin] += 1
+            _set_position(plan, job, None)
+            continue
+        position += 1
+        _set_position(plan, job, position)
+    for job in jobs:  # positions left over on jobs that no longer wait
+        if job.status.queue_position is not None and job.status.phase != Phase.QUEUED.value:
+            plan.positions[job.key] = None
+    return plan
+
+
+def _set_position(plan: QueuePlan, job: PluginJob, position: int | None) -> None:
+    if job.status.queue_position != position:
+        plan.positions[job.key] = position
+
+
+def _completed(job: PluginJob) -> str:
+    return job.status.completion_time or job.created
+
+
+def expired(jobs: list[PluginJob], now: datetime, ttl_seconds: int, history_size: int) -> list[PluginJob]:
+    """Finished jobs to delete: older than the TTL, or beyond the newest ``history_size``."""
+    finished = sorted(
+        (j for j in jobs if j.status.phase in {p.value for p in FINISHED_PHASES}),
+        key=_completed,
+        reverse=True,
+    )
+    doomed = {j.key: j for j in finished[history_size:]}
+    if ttl_seconds > 0:
+        cutoff = (now - timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        doomed.update({j.key: j for j in finished if _completed(j) < cutoff})
+    return list(doomed.values())

@@ -1,0 +1,69 @@
+"""Test builders for PluginJobs, Plugins and observed pods (in the spirit of Kueue's wrappers)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from kubecircus.operator.api import Plugin, PluginJob
+from kubecircus.operator.observe import ContainerView, PodView
+
+_serial = itertools.count(1)
+
+
+class JobBuilder:
+    def __init__(self, name: str | None = None, plugin: str = "lesion", namespace: str = "team") -> None:
+        n = next(_serial)
+        self.body: dict[str, Any] = {
+            "metadata": {
+                "name": name or f"job{n}",
+                "namespace": namespace,
+                "uid": f"uid-{n}",
+                "creationTimestamp": f"2026-01-01T00:00:{n % 60:02d}Z",
+                "annotations": {},
+            },
+            "spec": {"plugin": plugin, "inputs": [{"source": {"bucket": "dicom", "prefix": "s1/"}}]},
+            "status": {},
+        }
+
+    def spec(self, **fields: Any) -> JobBuilder:
+        self.body["spec"].update(fields)
+        return self
+
+    def status(self, **fields: Any) -> JobBuilder:
+        self.body["status"].update(fields)
+        return self
+
+    def phase(self, phase: str, **fields: Any) -> JobBuilder:
+        return self.status(phase=phase, **fields)
+
+    def created(self, stamp: str) -> JobBuilder:
+        self.body["metadata"]["creationTimestamp"] = stamp
+        return self
+
+    def annotate(self, key: str, value: str) -> JobBuilder:
+        self.body["metadata"]["annotations"][key] = value
+        return self
+
+    def build(self) -> PluginJob:
+        return PluginJob.from_body(self.body)
+
+
+def plugin(name: str = "lesion", **spec: Any) -> Plugin:
+    return Plugin.from_body(
+        {"metadata": {"name": name}, "spec": {"image": "localhost/p:dev", "version": "1.0.0", **spec}}
+    )
+
+
+def pod(name: str, phase: str = "Running", reason: str | None = None, **containers: ContainerView) -> PodView:
+    return PodView(
+        name=name,
+        phase=phase,
+        reason=reason,
+        containers=tuple(c for k, c in containers.items() if k != "prepare"),
+        init_containers=tuple(c for k, c in containers.items() if k == "prepare"),
+    )
+
+
+def exited(name: str, code: int, reason: str | None = None, message: str | None = None) -> ContainerView:
+    return ContainerView(name=name, exit_code=code, terminated_reason=reason, message=message)
