@@ -1,0 +1,47 @@
+"""kopf handlers: thin. They only notice changes and hand the job to the engine.
+
+No kopf progress or diff-base is stored on PluginJobs (only event handlers are used), so the
+objects carry no kopf annotations or finalizers: uninstalling the operator never leaves
+PluginJobs stuck in deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .api import GROUP, VERSION
+from .builders import JOB_UID, ROLE
+
+log = logging.getLogger(__name__)
+ENGINE: Any = None  # set by main.run() before kopf starts
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.standalone = True  # leadership is the Lease's job (leader.py)
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecircus.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecircus.io")
+
+
+@kopf.on.event(GROUP, VERSION, "pluginjobs")
+def job_changed(name: str, namespace: str, type: str | None, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    ENGINE.reconcile_job(namespace, name)
+
+
+@kopf.on.event("", "v1", "pods", labels={JOB_UID: kopf.PRESENT, ROLE: kopf.PRESENT})
+def child_pod_changed(namespace: str, annotations: kopf.Annotations, **_: Any) -> None:
+    job = annotations.get("kubecircus.io/job")
+    if job:
+        ENGINE.reconcile_job(namespace, job)
+
+
+@kopf.on.event(GROUP, VERSION, "plugins")
+def plugin_changed(**_: Any) -> None:
+    ENGINE.wake.set()  # a new or changed Plugin may let queued jobs in

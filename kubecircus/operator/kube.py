@@ -1,0 +1,193 @@
+"""I/O at the edge: reading a job's world from the API server and applying decided actions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import builders
+from .api import GROUP, VERSION, Plugin, PluginJob
+from .decide import Action, Create, Delete, Event, PatchStatus, Warn, run_log_tail
+from .observe import Children, PodView
+
+log = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """The job changed under us (resourceVersion moved); decide again from a fresh read."""
+
+
+def load_api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.networking = client.NetworkingV1Api(api)
+        self.api = api
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "pluginjobs", name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        return self.custom.list_cluster_custom_object(GROUP, VERSION, "pluginjobs")["items"]
+
+    def plugins(self) -> dict[str, Plugin]:
+        items = self.custom.list_cluster_custom_object(GROUP, VERSION, "plugins")["items"]
+        return {p["metadata"]["name"]: Plugin.from_body(p) for p in items}
+
+    def plugin(self, name: str) -> Plugin | None:
+        try:
+            return Plugin.from_body(self.custom.get_cluster_custom_object(GROUP, VERSION, "plugins", name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def children(self, job: PluginJob) -> Children:
+        selector = f"{builders.JOB_UID}={job.uid}"
+        pods: dict[str, PodView] = {}
+        raw_pods = self.core.list_namespaced_pod(job.namespace, label_selector=selector)
+        for pod in self.api.sanitize_for_serialization(raw_pods.items):
+            role = pod["metadata"].get("labels", {}).get(builders.ROLE)
+            if role in builders.ROLES:
+                pods[role] = PodView.from_body(pod)
+        claims = self.core.list_namespaced_persistent_volume_claim(
+            job.namespace, label_selector=selector
+        ).items
+        policies = self.networking.list_namespaced_network_policy(
+            job.namespace, label_selector=selector
+        ).items
+        collect_log = run_tail = None
+        collect = pods.get("collect")
+        if collect is not None and collect.phase == "Succeeded":
+            collect_log = self._log(job.namespace, collect.name, "collect")
+        run = pods.get("run")
+        if run is not None and run.phase in ("Succeeded", "Failed"):
+            text = self._log(job.namespace, run.name, "plugin")
+            run_tail = run_log_tail(text) if text is not None else None
+        return Children(
+            pods=pods,
+            workspace=bool(claims),
+            policy=bool(policies),
+            collect_log=collect_log,
+            run_log_tail=run_tail,
+        )
+
+    def _log(self, namespace: str, pod: str, container: str) -> str | None:
+        try:
+            return self.core.read_namespaced_pod_log(pod, namespace, container=container)
+        except ApiException as exc:
+            if exc.status in (400, 404):  # container never started, or pod gone
+                return None
+            raise
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def apply(self, job: PluginJob, actions: list[Action]) -> None:
+        version = job.metadata.get("resourceVersion")
+        for action in actions:
+            if isinstance(action, PatchStatus):
+                version = self._patch_status(job, action.patch, version)
+                if action.event:
+                    self.event(job, action.event)
+            elif isinstance(action, Create):
+                self._create(action.manifest)
+            elif isinstance(action, Delete):
+                self._delete(job.namespace, action.kind, action.name)
+            elif isinstance(action, Warn):
+                self.event(job, action.event)
+
+    def _patch_status(self, job: PluginJob, patch: dict[str, Any], version: str | None) -> str:
+        body: dict[str, Any] = {"status": patch}
+        if version:
+            body["metadata"] = {"resourceVersion": version}  # optimistic concurrency
+        try:
+            result = self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, job.namespace, "pluginjobs", job.name, body
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise Conflict(f"{job.key}: {exc.reason}") from exc
+            raise
+        return result["metadata"]["resourceVersion"]
+
+    def _create(self, manifest: dict[str, Any]) -> None:
+        kind, namespace = manifest["kind"], manifest["metadata"]["namespace"]
+        create = {
+            "Pod": self.core.create_namespaced_pod,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.create_namespaced_network_policy,
+        }[kind]
+        try:
+            create(namespace, manifest)
+            log.info("created %s %s/%s", kind, namespace, manifest["metadata"]["name"])
+        except ApiException as exc:
+            if exc.status != 409:  # already there: creation is idempotent by name
+                raise
+
+    def _delete(self, namespace: str, kind: str, name: str) -> None:
+        delete = {
+            "Pod": self.core.delete_namespaced_pod,
+            "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.delete_namespaced_network_policy,
+        }[kind]
+        try:
+            delete(name, namespace, propagation_policy="Background")
+            log.info("deleted %s %s/%s", kind, namespace, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def delete_job(self, job: PluginJob) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, job.namespace, "pluginjobs", job.name, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def event(self, job: PluginJob, event: Event) -> None:
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{job.name}.", namespace=job.namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind="PluginJob",
+                name=job.name,
+                namespace=job.namespace,
+                uid=job.uid,
+                resource_version=job.metadata.get("resourceVersion"),
+            ),
+            reason=event.reason,
+            message=event.message[:1024],
+            type=event.type,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="kubecircus-operator"),
+            reporting_component="kubecircus.io/operator",
+            reporting_instance="kubecircus-operator",
+        )
+        try:
+            self.core.create_namespaced_event(job.namespace, body)
+        except ApiException as exc:  # an Event is never worth failing a reconcile for
+            log.warning("could not post event %s for %s: %s", event.reason, job.key, exc.reason)
