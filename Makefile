@@ -20,11 +20,16 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## create .venv with kubecircus (editable) and its test extras
 
-lint: venv ## ruff lint and format check
+lint: venv ## ruff lint and format check, generated CRDs up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/kubecircus crds --check
 
-test: venv lint test-go cluster-up ## lint, bring the local cluster up, run the whole suite
+# The end-to-end tests expire finished jobs after a minute to exercise the history TTL.
+TEST_DEPLOY_VALUES ?= --set history.ttlSeconds=60
+
+test: venv lint test-go cluster-up ## lint, start the cluster, deploy the chart, run the whole suite
+	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"
 	$(BIN)/pytest
 
 test-unit: venv lint ## only the tests that need no cluster
@@ -55,3 +60,21 @@ cluster-down: ## stop the local cluster and remove its state
 
 images: ## build the project's images and load them into the cluster
 	hack/cluster/images.sh
+
+.PHONY: crds crds-check deploy undeploy
+
+crds: venv ## regenerate crds/ and the chart's copy from the API models
+	$(BIN)/kubecircus crds
+
+crds-check: venv ## fail if crds/ differs from the API models
+	$(BIN)/kubecircus crds --check
+
+deploy: venv cluster-up images ## install the chart (release kubecircus, namespace kubecircus-system) with the local images
+	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig apply --server-side -f crds/
+	.cluster/bin/helm --kubeconfig .cluster/kubeconfig upgrade --install kubecircus helm/kubecircus \
+	  --namespace kubecircus-system --create-namespace -f helm/kubecircus/values-local.yaml \
+	  $(DEPLOY_VALUES) --wait --timeout 5m
+	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig -n kubecircus-system rollout status deployment/kubecircus-operator --timeout=120s
+
+undeploy: ## uninstall the chart (CRDs and PluginJobs stay)
+	.cluster/bin/helm --kubeconfig .cluster/kubeconfig uninstall kubecircus --namespace kubecircus-system

@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ARCHIVES=$CACHE/images
 BUSYBOX_BASE=localhost/kubecircus/busybox-base:dev
+PYTHON_BASE=localhost/kubecircus/python-base:dev
 mkdir -p "$ARCHIVES"
 
 on_kind() { [[ -f $KUBECONFIG_ADMIN ]] && grep -q "kind-kubecircus" "$KUBECONFIG_ADMIN"; }
@@ -43,17 +44,48 @@ busybox_base() {
   log "made $BUSYBOX_BASE from Debian's busybox-static"
 }
 
+python_base() {
+  buildah inspect --type image "$PYTHON_BASE" >/dev/null 2>&1 && return 0
+  local root
+  root=$(mktemp -d)
+  log "debootstrap: Debian bookworm minbase with python3 (a minute or two)"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" \
+    http://deb.debian.org/debian >/dev/null
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc \
+    "$root"/usr/share/man "$root"/usr/share/locale
+  local ctr
+  ctr=$(buildah from scratch)
+  buildah copy -q "$ctr" "$root" / >/dev/null
+  buildah config --env PATH=/usr/local/bin:/usr/bin:/bin --cmd python3 "$ctr"
+  buildah commit -q "$ctr" "$PYTHON_BASE" >/dev/null
+  buildah rm "$ctr" >/dev/null
+  rm -rf "$root"
+  log "made $PYTHON_BASE with debootstrap"
+}
+
+wheels() {  # the project and its dependencies as wheels, for an offline install in the image
+  local out=$CACHE/wheels
+  rm -rf "$out"
+  mkdir -p "$out"
+  local python=$REPO/.venv/bin/python
+  [[ -x $python ]] || python=python3
+  SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel -q --wheel-dir "$out" "$REPO" >/dev/null
+  echo "$out"
+}
+
 build() {  # build NAME [FILE...]  - files are copied into the build context
   local name=$1; shift
   local dir=$REPO/images/$name tag=localhost/kubecircus/$name:dev archive=$ARCHIVES/$name.tar
   local stamp
-  stamp=$(cat "$dir/Dockerfile" "$@" | sha256sum | cut -c1-16)
+  stamp=$( (cat "$dir/Dockerfile"; for f in "$@"; do
+    if [[ -d $f ]]; then (cd "$f" && sha256sum ./*); else cat "$f"; fi; done) | sha256sum | cut -c1-16)
   if [[ ! -f $archive || $(cat "$archive.stamp" 2>/dev/null) != "$stamp" ]]; then
     local ctx
     ctx=$(mktemp -d)
     cp -r "$dir/." "$ctx/"
-    [[ $# -gt 0 ]] && cp "$@" "$ctx/"
-    buildah bud -q --layers=false --build-arg "BASE_IMAGE=$BUSYBOX_BASE" -t "$tag" -f "$ctx/Dockerfile" "$ctx" >/dev/null
+    [[ $# -gt 0 ]] && cp -r "$@" "$ctx/"
+    buildah bud -q --layers=false --build-arg "BASE_IMAGE=${BASE_IMAGE:-$BUSYBOX_BASE}" -t "$tag" \
+      -f "$ctx/Dockerfile" "$ctx" >/dev/null
     rm -f "$archive"
     buildah push -q "$tag" "docker-archive:$archive:$tag" >/dev/null
     echo "$stamp" > "$archive.stamp"
@@ -71,4 +103,7 @@ build coredns "$BIN/coredns"
 build local-path-provisioner "$BIN/local-path-provisioner"
 [[ $mode == --system ]] && exit 0
 build toolbox
+build minio "$BIN/minio"
+python_base
+BASE_IMAGE=$PYTHON_BASE build operator "$(wheels)"
 log "images loaded"
