@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+
 from kubetest import NODE_IP, api_client
 
 MINIO = Path(os.environ.get("KUBECIRCUS_CACHE", Path.home() / ".cache" / "kubecircus")) / "bin" / "minio"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from kubernetes import client
+
 from kubetest import (
     API_SERVICE_IP,
     DNS_SERVICE_IP,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from kubernetes import client
+
 from kubetest import namespace, run_to_completion, toolbox_pod, wait_for_pod
 
 

@@ -1,0 +1,85 @@
+"""PluginJobs through the operator installed by the chart: phases, outputs, failures, Events."""
+
+from __future__ import annotations
+
+import json
+
+from kubernetes import client
+
+RESULTS = '{"results": {"lesionCandidates": [{"x": 10, "y": 20, "z": 3, "confidence": 0.9}]}}'
+GOOD = (
+    "echo starting analysis; ls -la /circus; "
+    f"echo '{RESULTS}' > /circus/out/results.json; "
+    "mkdir -p /circus/out/viz; echo fake-png > /circus/out/viz/slice.png; echo done"
+)
+
+
+def events_for(core, ns, name):
+    items = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+    return [(e.type, e.reason) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)]
+
+
+def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, jobs, ns, make_plugin):
+    plugin = make_plugin(GOOD, resultsSchema={"type": "object", "required": ["results"]})
+    jobs.create("ok", plugin)
+    status = jobs.wait("ok", {"Succeeded", "Failed"})
+    assert status["phase"] == "Succeeded", status
+    assert status["exitCode"] == 0 and status["progress"] == 1
+    assert status["outputs"]["results"] == json.loads(RESULTS)
+    files = {f["name"]: f for f in status["outputs"]["files"]}
+    assert set(files) == {"results.json", "viz/slice.png"} and files["viz/slice.png"]["size"] == 9
+    assert "starting analysis" in status["logTail"]
+    phases = [c["type"] for c in status["conditions"]]
+    assert phases == ["Queued", "Staging", "Running", "Collecting", "Succeeded"]
+    assert [c["status"] for c in status["conditions"]] == ["False"] * 4 + ["True"]
+    reasons = [r for _, r in events_for(core, ns, "ok")]  # one Event per transition
+    assert sorted(reasons) == sorted(["Submitted", "Admitted", "Staged", "PluginSucceeded", "Completed"])
+    # everything the job made is gone again
+    assert core.list_namespaced_pod(ns).items == [] or all(
+        p.metadata.deletion_timestamp for p in core.list_namespaced_pod(ns).items
+    )
+    assert core.list_namespaced_persistent_volume_claim(ns).items == [] or all(
+        c.metadata.deletion_timestamp for c in core.list_namespaced_persistent_volume_claim(ns).items
+    )
+    assert client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items == []
+
+
+def test_the_plugin_sees_the_circus_layout_and_no_network(jobs, make_plugin):
+    script = (
+        "id -u; touch /circus/in/x 2>/dev/null && echo in-writable || echo in-readonly; "
+        "ls -d /circus/in /circus/out; "
+        "cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>/dev/null && echo token || echo no-token; "
+        "nc -w 2 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT -e /bin/true && echo net || echo no-net; "
+        "echo '{}' > /circus/out/results.json"
+    )
+    jobs.create("probe", make_plugin(script))
+    status = jobs.wait("probe", {"Succeeded", "Failed"})
+    assert status["phase"] == "Succeeded", status
+    lines = status["logTail"].split()
+    assert lines[0] != "0"  # not root
+    assert "in-readonly" in lines and "no-token" in lines and "no-net" in lines
+
+
+def test_a_failing_plugin_fails_the_job_with_its_exit_code(jobs, make_plugin):
+    jobs.create("bad", make_plugin("echo cannot find lungs; exit 3"))
+    status = jobs.wait("bad", {"Succeeded", "Failed"})
+    assert (status["phase"], status["reason"], status["exitCode"]) == ("Failed", "ExitCode", 3)
+    assert "cannot find lungs" in status["logTail"]
+
+
+def test_missing_results_json_fails_the_job(jobs, make_plugin):
+    jobs.create("noresults", make_plugin("echo forgot the results"))
+    status = jobs.wait("noresults", {"Succeeded", "Failed"})
+    assert (status["phase"], status["reason"]) == ("Failed", "ResultsMissing")
+
+
+def test_a_timeout_fails_the_job(jobs, make_plugin):
+    jobs.create("slow", make_plugin("sleep 60"), timeoutSeconds=8)
+    status = jobs.wait("slow", {"Succeeded", "Failed"})
+    assert (status["phase"], status["reason"]) == ("Failed", "Timeout")
+
+
+def test_a_job_for_a_missing_plugin_fails_clearly(jobs):
+    jobs.create("orphan", "no-such-plugin")
+    status = jobs.wait("orphan", {"Failed"}, timeout=60)
+    assert status["reason"] == "PluginNotFound" and "no-such-plugin" in status["message"]

@@ -1,0 +1,89 @@
+"""Operating the operator: SIGKILL in the middle of a job, history TTL, metrics, leadership."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from kubernetes import client
+
+from e2ekit import SYSTEM
+
+
+def _operator_pods(core):
+    return [
+        p
+        for p in core.list_namespaced_pod(SYSTEM, label_selector="app.kubernetes.io/component=operator").items
+        if not p.metadata.deletion_timestamp
+    ]
+
+
+def _operator_pod(core):
+    pods = _operator_pods(core)
+    assert pods, "no operator pod"
+    return pods[0]
+
+
+def _wait_operator_ready(core, previous: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in _operator_pods(core):  # the replacement may not exist yet
+            ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+            if pod.metadata.name != previous and ready:
+                return
+        time.sleep(1)
+    raise AssertionError("the operator did not come back")
+
+
+def test_sigkill_while_running_still_finishes_the_job_exactly_once(core, jobs, ns, make_plugin):
+    plugin = make_plugin("echo run-$(date +%s%N) ; sleep 10; echo '{}' > /circus/out/results.json")
+    jobs.create("survivor", plugin)
+    jobs.wait("survivor", {"Running"})
+    time.sleep(4)  # the plug-in pod is up
+    run_pods = core.list_namespaced_pod(ns, label_selector="kubecircus.io/role=run").items
+    assert len(run_pods) == 1
+    victim = _operator_pod(core).metadata.name
+    core.delete_namespaced_pod(victim, SYSTEM, grace_period_seconds=0)  # SIGKILL
+    _wait_operator_ready(core, victim)
+    status = jobs.wait("survivor", {"Succeeded", "Failed"})
+    assert status["phase"] == "Succeeded", status
+    assert [c["type"] for c in status["conditions"]].count("Succeeded") == 1
+    assert status["logTail"].count("run-") == 1  # the plug-in ran once
+    events = core.list_namespaced_event(ns, field_selector="involvedObject.name=survivor").items
+    assert [e.reason for e in events].count("Completed") == 1
+    assert status["attempt"] == 0  # the running pod was adopted, not relaunched
+
+
+def test_finished_jobs_expire_after_the_history_ttl(jobs, make_plugin):
+    """make deploy for the tests sets history.ttlSeconds=60 (the default keeps jobs a week)."""
+    jobs.create("ephemeral", make_plugin("echo '{}' > /circus/out/results.json"))
+    jobs.wait("ephemeral", {"Succeeded"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            jobs.get("ephemeral")
+        except client.exceptions.ApiException as exc:
+            assert exc.status == 404
+            return
+        time.sleep(2)
+    raise AssertionError("the finished job was not deleted after its TTL")
+
+
+def test_metrics_and_healthz(core):
+    pod = _operator_pod(core)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the pod IP, never a proxy
+    base = f"http://{pod.status.pod_ip}:8080"
+    assert opener.open(f"{base}/healthz", timeout=5).read() == b"ok\n"
+    text = opener.open(f"{base}/metrics", timeout=5).read().decode()
+    for name in (
+        "kubecircus_jobs{",
+        "kubecircus_queue_length",
+        "kubecircus_leader 1.0",
+        "kubecircus_phase_duration_seconds_bucket",
+    ):
+        assert name in text, name
+
+
+def test_exactly_one_replica_holds_the_lease(k8s, core):
+    lease = client.CoordinationV1Api(k8s).read_namespaced_lease("kubecircus-operator", SYSTEM)
+    assert lease.spec.holder_identity == _operator_pod(core).metadata.name
