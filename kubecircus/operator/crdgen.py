@@ -130,19 +130,20 @@ def _crd(
     }
 
 
+def _object_schema(**parts: dict[str, Any]) -> dict[str, Any]:
+    """The top level of a custom resource: apiVersion, kind, metadata and the given parts."""
+    properties = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+    }
+    return {"type": "object", "required": ["spec"], "properties": {**properties, **parts}}
+
+
 def plugin_crd() -> dict[str, Any]:
     spec = schema_of(PluginSpec)
     spec["description"] = "A registered analysis plug-in: an image honouring the CIRCUS CS plug-in contract."
-    schema = {
-        "type": "object",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec,
-        },
-    }
+    schema = _object_schema(spec=spec)
     columns = [
         {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
         {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
@@ -172,30 +173,20 @@ def pluginjob_crd() -> dict[str, Any]:
     status = schema_of(PluginJobStatus)
     status["description"] = "What the operator observed and did; written by the operator only."
     status["properties"]["phase"]["enum"] = [p.value for p in Phase]
-    schema = {
-        "type": "object",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+    schema = _object_schema(spec=spec, status=status)
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.spec.invalidated) || !self.spec.invalidated || "
+            "(has(self.status) && has(self.status.phase) && self.status.phase == 'Succeeded')",
+            "message": "spec.invalidated may be set only once the job has Succeeded",
         },
-        "x-kubernetes-validations": [
-            {
-                "rule": "!has(self.spec.invalidated) || !self.spec.invalidated || "
-                "(has(self.status) && has(self.status.phase) && self.status.phase == 'Succeeded')",
-                "message": "spec.invalidated may be set only once the job has Succeeded",
-            },
-            {
-                "rule": "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
-                f"oldSelf.status.phase == 'Queued' || ({unchanged})",
-                "message": f"once a job is admitted only {', '.join(MUTABLE_JOB_FIELDS)} may change; "
-                f"{', '.join(frozen)} are fixed (resubmit or create a new PluginJob)",
-            },
-        ],
-    }
+        {
+            "rule": "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+            f"oldSelf.status.phase == 'Queued' || ({unchanged})",
+            "message": f"once a job is admitted only {', '.join(MUTABLE_JOB_FIELDS)} may change; "
+            f"{', '.join(frozen)} are fixed (resubmit or create a new PluginJob)",
+        },
+    ]
     columns = [
         {"name": "Plugin", "type": "string", "jsonPath": ".spec.plugin"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},

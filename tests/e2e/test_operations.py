@@ -87,3 +87,42 @@ def test_metrics_and_healthz(core):
 def test_exactly_one_replica_holds_the_lease(k8s, core):
     lease = client.CoordinationV1Api(k8s).read_namespaced_lease("kubecircus-operator", SYSTEM)
     assert lease.spec.holder_identity == _operator_pod(core).metadata.name
+
+
+def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs, make_plugin):
+    apps = client.AppsV1Api(k8s)
+    apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 2}})
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in _operator_pods(core) if p.status.phase == "Running"]) < 2:
+            assert time.monotonic() < deadline, "the second replica did not start"
+            time.sleep(1)
+        time.sleep(3)
+        holder = (
+            client.CoordinationV1Api(k8s)
+            .read_namespaced_lease("kubecircus-operator", SYSTEM)
+            .spec.holder_identity
+        )
+        standby = next(p.metadata.name for p in _operator_pods(core) if p.metadata.name != holder)
+        deadline = time.monotonic() + 30
+        while "standby" not in core.read_namespaced_pod_log(standby, SYSTEM):
+            assert time.monotonic() < deadline, "the second replica does not report standing by"
+            time.sleep(1)
+        plugin = make_plugin("sleep 2; echo '{}' > /circus/out/results.json")
+        for name in ("r1", "r2"):
+            jobs.create(name, plugin)
+        peaks = []
+        while {jobs.status(n).get("phase") for n in ("r1", "r2")} - {"Succeeded", "Failed"}:
+            items = custom.list_cluster_custom_object("kubecircus.io", "v1alpha1", "pluginjobs")["items"]
+            peaks.append(
+                sum(
+                    1
+                    for j in items
+                    if (j.get("status") or {}).get("phase") in {"Staging", "Running", "Collecting"}
+                )
+            )
+            time.sleep(0.3)
+        assert max(peaks) == 1
+        assert {jobs.status(n)["phase"] for n in ("r1", "r2")} == {"Succeeded"}
+    finally:
+        apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 1}})
