@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.pixels import pixel_array
 
 from .errors import DamagedFileError
 from .scan import SliceHeader, transfer_syntax_name
@@ -114,6 +113,10 @@ def read_stored(header: SliceHeader) -> np.ndarray:
             )
         values = np.fromfile(header.path, dtype=dtype, count=count, offset=header.pixel_offset)
         return values.reshape(header.rows, header.columns)
+    # Imported here: pydicom.pixels pulls in every decoder plug-in (and requests, via
+    # pydicom.data), ~70 ms that uncompressed series, the usual case, never need.
+    from pydicom.pixels import pixel_array
+
     try:
         values = pixel_array(str(header.path))
     except Exception as exc:  # decoders raise many kinds for corrupt streams
