@@ -7,19 +7,18 @@ or to Failed/Cancelled from anywhere; a resubmit is the one way back to Queued.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import jsonschema
 
 from . import builders
-from .api import ACTIVE_PHASES, FINISHED_PHASES, Phase, Plugin, PluginJob
+from .actions import Action, Create, Delete, Event, PatchStatus, Plan, Warn
+from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .observe import IMAGE_UNAVAILABLE, Children, PodView
+from .results import parse_collect_log
 
 RESUBMIT_ANNOTATION = "kubecircus.io/resubmit"
 PHASE_POD = {Phase.STAGING: "stage", Phase.RUNNING: "run", Phase.COLLECTING: "collect"}
@@ -39,54 +38,6 @@ INFRASTRUCTURE_REASONS = frozenset(
     }
 )
 LOG_TAIL_BYTES = 4096
-
-
-# --- actions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PatchStatus:
-    """Merge-patch the job's status (guarded by the observed resourceVersion)."""
-
-    patch: dict[str, Any]
-    event: Event | None = None
-
-
-@dataclass(frozen=True)
-class Create:
-    manifest: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Delete:
-    kind: str  # Pod, PersistentVolumeClaim, NetworkPolicy
-    name: str
-
-
-@dataclass(frozen=True)
-class Warn:
-    """Only an Event, no state change (e.g. a resubmit that cannot be done)."""
-
-    event: Event
-
-
-Action = PatchStatus | Create | Delete | Warn
-
-
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
-
-    def add(self, *actions: Action) -> Plan:
-        self.actions.extend(actions)
-        return self
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -398,33 +349,6 @@ def _running(job, plugin, children, config, now, pod: PodView) -> Plan:
     )
 
 
-@dataclass(frozen=True)
-class CollectReport:
-    files: list[dict[str, Any]]
-    results_size: int | None
-    results: bytes | None
-    complete: bool
-
-
-def parse_collect_log(text: str) -> CollectReport:
-    files, size, results, complete = [], None, None, False
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "FILE":
-            length, digest, name = rest.split(" ", 2)
-            files.append({"name": name, "size": int(length), "sha256": digest})
-        elif kind == "RESULTS-SIZE":
-            size = int(rest)
-        elif kind == "RESULTS64":
-            try:
-                results = base64.b64decode(rest, validate=True)
-            except binascii.Error:
-                results = None
-        elif kind == "END":
-            complete = True
-    return CollectReport(files, size, results, complete)
-
-
 def _collecting(job, plugin, children, config, now, pod: PodView) -> Plan:
     if pod.phase == "Failed":
         return _retry(
@@ -489,7 +413,3 @@ def _collecting(job, plugin, children, config, now, pod: PodView) -> Plan:
 def run_log_tail(log: str) -> str:
     data = log.encode("utf-8", "replace")[-LOG_TAIL_BYTES:]
     return data.decode("utf-8", "ignore")
-
-
-def is_active(job: PluginJob) -> bool:
-    return job.status.phase in {p.value for p in ACTIVE_PHASES}

@@ -14,9 +14,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from . import metrics
+from .actions import PatchStatus
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
-from .decide import PatchStatus, reconcile, transition
+from .decide import reconcile, transition
 from .kube import Conflict, Kube
 from .queue import expired, plan_queue
 

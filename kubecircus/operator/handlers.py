@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 import kopf
+import urllib3
+from kubernetes.client.rest import ApiException
 
 from .api import GROUP, VERSION
 from .builders import JOB_UID, ROLE
@@ -28,18 +30,32 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecircus.io")
 
 
+def _reconcile(namespace: str, name: str) -> None:
+    """The one place where errors from a reconcile are judged.
+
+    kopf does not retry event handlers, and none is needed: the scheduler loop reconciles every
+    unfinished job each ``reconcile_interval``. So API and network errors (the API server
+    restarting, a lost connection) are logged and left to that next round; anything else is a
+    bug and propagates to kopf's log with its traceback.
+    """
+    try:
+        ENGINE.reconcile_job(namespace, name)
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        log.warning("reconciling %s/%s failed (%s); the next scheduler round retries", namespace, name, exc)
+
+
 @kopf.on.event(GROUP, VERSION, "pluginjobs")
 def job_changed(name: str, namespace: str, type: str | None, **_: Any) -> None:
     if type == "DELETED":
         return
-    ENGINE.reconcile_job(namespace, name)
+    _reconcile(namespace, name)
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_UID: kopf.PRESENT, ROLE: kopf.PRESENT})
 def child_pod_changed(namespace: str, annotations: kopf.Annotations, **_: Any) -> None:
     job = annotations.get("kubecircus.io/job")
     if job:
-        ENGINE.reconcile_job(namespace, job)
+        _reconcile(namespace, job)
 
 
 @kopf.on.event(GROUP, VERSION, "plugins")

@@ -10,8 +10,9 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import builders
+from .actions import Action, Create, Delete, Event, PatchStatus, Warn
 from .api import GROUP, VERSION, Plugin, PluginJob
-from .decide import Action, Create, Delete, Event, PatchStatus, Warn, run_log_tail
+from .decide import run_log_tail
 from .observe import Children, PodView
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kubecircus.operator.actions import Create, Delete, PatchStatus, Warn
 from kubecircus.operator.config import OperatorConfig
-from kubecircus.operator.decide import Create, Delete, PatchStatus, Warn, parse_collect_log, reconcile
+from kubecircus.operator.decide import reconcile
 from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.operator.results import parse_collect_log
 
 from jobbuilders import JobBuilder, exited, plugin, pod
 
