@@ -200,6 +200,9 @@ class PluginJobStatus(CamelModel):
     launched: str | None = Field(
         None, description="The phase whose pod was last launched (a launched pod that vanished was lost)."
     )
+    retry_after: str | None = Field(
+        None, description="After an infrastructure failure, the pod is launched again no sooner than this."
+    )
     resubmitted: str | None = Field(
         None, description="The kubecircus.io/resubmit annotation value last acted on."
     )

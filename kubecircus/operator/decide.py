@@ -8,7 +8,7 @@ or to Failed/Cancelled from anywhere; a resubmit is the one way back to Queued.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -38,6 +38,8 @@ INFRASTRUCTURE_REASONS = frozenset(
     }
 )
 LOG_TAIL_BYTES = 4096
+#: Infrastructure retries wait 5 s, 10 s, 20 s, ... before launching again.
+RETRY_BASE_SECONDS = 5
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -206,6 +208,7 @@ def _finished(job: PluginJob, children: Children, now: datetime) -> Plan:
                 "completionTime": None,
                 "outputs": None,
                 "launched": None,
+                "retryAfter": None,
                 "logTail": None,
             },
         )
@@ -229,6 +232,8 @@ def _launch(
         return _retry(
             job, children, config, now, phase, role, f"pod {builders.child_name(job, role)} vanished"
         )
+    if job.status.retry_after and timestamp(now) < job.status.retry_after:
+        return Plan()  # backing off after an infrastructure failure
     plan = Plan()
     if not children.workspace:
         plan.add(Create(builders.workspace_claim(job, config)))
@@ -267,6 +272,7 @@ def _retry(
             {
                 "attempt": attempt,
                 "launched": None,
+                "retryAfter": timestamp(now + timedelta(seconds=RETRY_BASE_SECONDS * 2 ** (attempt - 1))),
                 "reason": "Retrying",
                 "message": f"{why}; attempt {attempt + 1} of {config.max_attempts}",
             },

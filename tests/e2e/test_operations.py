@@ -126,3 +126,22 @@ def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs,
         assert {jobs.status(n)["phase"] for n in ("r1", "r2")} == {"Succeeded"}
     finally:
         apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 1}})
+
+
+def test_a_lost_plugin_pod_is_launched_again_after_a_backoff(core, jobs, ns, make_plugin):
+    """Node loss, as the operator sees it: the plug-in pod vanishes mid-run."""
+    plugin = make_plugin("echo run; sleep 6; echo '{}' > /circus/out/results.json")
+    jobs.create("resilient", plugin)
+    jobs.wait("resilient", {"Running"})
+    deadline = time.monotonic() + 60
+    while not (pods := core.list_namespaced_pod(ns, label_selector="kubecircus.io/role=run").items):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    core.delete_namespaced_pod(pods[0].metadata.name, ns, grace_period_seconds=0)
+    status = jobs.wait("resilient", {"Succeeded", "Failed"})
+    assert status["phase"] == "Succeeded", status
+    assert status["attempt"] == 1
+    reasons = [
+        e.reason for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=resilient").items
+    ]
+    assert reasons.count("Retrying") == 1

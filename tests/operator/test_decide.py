@@ -168,6 +168,17 @@ def test_infrastructure_failures_retry_up_to_the_limit(reason):
     assert final["phase"] == "Failed" and final["reason"] == "InfrastructureFailure"
 
 
+def test_retries_back_off_exponentially():
+    job = JobBuilder("j").phase("Running", launched="Running", attempt=1).build()
+    children = Children(pods={"run": pod("j-run", "Failed", reason="Evicted")}, workspace=True, policy=True)
+    (patch,) = statuses(decide(job, children))
+    assert patch["retryAfter"] == "2026-01-02T03:04:15Z"  # 10 s after the second failure
+    waiting = JobBuilder("k").phase("Running", attempt=2, retryAfter="2026-01-02T03:04:15Z").build()
+    assert decide(waiting, Children(workspace=True, policy=True)) == []
+    due = JobBuilder("m").phase("Running", attempt=2, retryAfter="2026-01-02T03:04:00Z").build()
+    assert created_kinds(decide(due, Children(workspace=True, policy=True))) == [("Pod", "m-run")]
+
+
 def test_a_vanished_pod_counts_as_lost_not_as_never_launched():
     job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
     (patch,) = statuses(decide(job, Children(workspace=True)))
