@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Protocol
@@ -97,7 +98,9 @@ def _normal(orientation: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.
     return row, col, normal / np.linalg.norm(normal)
 
 
-def _check_same(slices: list[SliceLike], what: str, key, tolerance: float) -> None:
+def _check_same(
+    slices: list[SliceLike], what: str, key: Callable[[SliceLike], Sequence[float]], tolerance: float
+) -> None:
     first = np.array(key(slices[0]), dtype=float)
     for item in slices[1:]:
         if np.max(np.abs(np.array(key(item), dtype=float) - first)) > tolerance:

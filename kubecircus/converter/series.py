@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from .errors import InconsistentSeriesError, SeriesSelectionError, UnsupportedImageError
 from .scan import SliceHeader
@@ -45,7 +46,7 @@ def select_series(headers: list[SliceHeader], series_uid: str | None) -> list[Sl
     return next(iter(groups.values()))
 
 
-def _mixed(headers: list[SliceHeader], what: str, key) -> None:
+def _mixed(headers: list[SliceHeader], what: str, key: Callable[[SliceHeader], str]) -> None:
     counts = Counter(key(h) for h in headers)
     if len(counts) > 1:
         (common, _), *_rest = counts.most_common()

@@ -285,7 +285,9 @@ def _retry(
     return plan
 
 
-def _staging(job, plugin, children, config, now, pod: PodView) -> Plan:
+def _staging(
+    job: PluginJob, plugin: Plugin, children: Children, config: OperatorConfig, now: datetime, pod: PodView
+) -> Plan:
     if pod.phase == "Succeeded":
         return Plan().add(
             transition(
@@ -300,7 +302,9 @@ def _staging(job, plugin, children, config, now, pod: PodView) -> Plan:
     return Plan()
 
 
-def _running(job, plugin, children, config, now, pod: PodView) -> Plan:
+def _running(
+    job: PluginJob, plugin: Plugin, children: Children, config: OperatorConfig, now: datetime, pod: PodView
+) -> Plan:
     prepare, main = pod.container("prepare"), pod.container("plugin")
     if prepare and prepare.exit_code == builders.ISOLATION_BREACH_EXIT:
         return fail(job, children, now, "IsolationBreach", (prepare.message or "network reachable").strip())
@@ -355,7 +359,9 @@ def _running(job, plugin, children, config, now, pod: PodView) -> Plan:
     )
 
 
-def _collecting(job, plugin, children, config, now, pod: PodView) -> Plan:
+def _collecting(
+    job: PluginJob, plugin: Plugin, children: Children, config: OperatorConfig, now: datetime, pod: PodView
+) -> Plan:
     if pod.phase == "Failed":
         return _retry(
             job, children, config, now, Phase.COLLECTING, "collect", f"collect pod failed: {pod.message}"

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from . import metrics
-from .actions import PatchStatus
+from .actions import Action, PatchStatus
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
 from .decide import reconcile, transition
@@ -61,7 +61,7 @@ class Engine:
                 ):
                     self.wake.set()  # a newly queued job: let the scheduler look now
 
-    def _observe_transitions(self, job: PluginJob, actions: list) -> None:
+    def _observe_transitions(self, job: PluginJob, actions: list[Action]) -> None:
         for action in actions:
             if not isinstance(action, PatchStatus) or "phase" not in action.patch:
                 continue
