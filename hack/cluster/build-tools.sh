@@ -7,6 +7,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${KUBECIRCUS_CACHE:-$HOME/.cache/kubecircus}
 bin=$cache/bin
 mkdir -p "$bin"
+# Go: the PATH's, else the usual tarball location (non-interactive shells may not have it on PATH).
+[[ -d /usr/local/go/bin ]] && PATH=$PATH:/usr/local/go/bin
+command -v go >/dev/null || { echo "build-tools: Go >= 1.24 is needed (https://go.dev/dl or the golang package)" >&2; exit 1; }
+go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+if [[ $go_minor -lt 24 ]]; then
+  export GOTOOLCHAIN=go1.24.0  # fetched through the Go module proxy like any module
+fi
 kube_version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/kube/go.mod")
 [[ -n $kube_version ]] || { echo "build-tools: no k8s.io/kubernetes version in kube/go.mod" >&2; exit 1; }
 

@@ -7,8 +7,10 @@ if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/d
   exit 0  # kind brings its own node image
 fi
 packages=(containerd runc containernetworking-plugins iptables conntrack socat
-  ipset iproute2 openssl curl buildah busybox-static catatonit golang-go)
-command -v go >/dev/null && packages=("${packages[@]/golang-go/}")
+  ipset iproute2 openssl curl buildah busybox-static catatonit debootstrap golang-go)
+if command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]]; then
+  packages=("${packages[@]/golang-go/}")
+fi
 missing=()
 for p in "${packages[@]}"; do
   [[ -n $p ]] || continue

@@ -28,7 +28,7 @@ kind_up() {
 preflight() {
   [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (containerd, kubelet, iptables)"
   local missing=()
-  for tool in containerd runc iptables iptables-restore conntrack openssl buildah ctr; do
+  for tool in containerd runc iptables iptables-restore conntrack openssl buildah ctr debootstrap; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   [[ -x /usr/lib/cni/ptp && -x /usr/lib/cni/host-local ]] || missing+=("containernetworking-plugins")
