@@ -72,7 +72,3 @@ class Children:
     #: stdout of the finished collect pod and the end of the plug-in's stdout.
     collect_log: str | None = None
     run_log_tail: str | None = None
-
-    @property
-    def any(self) -> bool:
-        return bool(self.pods) or self.workspace or self.policy
