@@ -18,6 +18,8 @@ from kubernetes.client.rest import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = Path(os.environ.get("KUBECIRCUS_KUBECONFIG", ROOT / ".cluster" / "kubeconfig"))
+#: Binaries `make cluster-up` builds from their Go modules (helm, minio, ...).
+CACHE_BIN = Path(os.environ.get("KUBECIRCUS_CACHE", Path.home() / ".cache" / "kubecircus")) / "bin"
 TOOLBOX = "localhost/kubecircus/toolbox:dev"
 #: The node's address, where host processes (MinIO in tests) listen.
 NODE_IP = os.environ.get("KUBECIRCUS_NODE_IP", "10.87.0.1")

@@ -103,8 +103,9 @@ class Engine:
                 continue  # the job changed (cancelled, suspended): the next round sees it
             self._observe_transitions(job, [patch])
         by_key = {j.key: j for j in jobs}
+        admitted = {j.key for j in plan.admit}
         for key, position in plan.positions.items():
-            if any(j.key == key for j in plan.admit):
+            if key in admitted:
                 continue
             try:
                 self.kube.apply(by_key[key], [PatchStatus({"queuePosition": position})])
@@ -116,7 +117,6 @@ class Engine:
         counts = Counter(j.status.phase or "New" for j in jobs)
         for phase in [*[p.value for p in Phase], "New"]:
             metrics.JOBS.labels(phase).set(counts.get(phase, 0))
-        admitted = {j.key for j in plan.admit}
         metrics.QUEUE_LENGTH.set(
             sum(
                 1

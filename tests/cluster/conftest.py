@@ -7,14 +7,13 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from kubetest import NODE_IP, api_client
+from kubetest import CACHE_BIN, NODE_IP, api_client
 
-MINIO = Path(os.environ.get("KUBECIRCUS_CACHE", Path.home() / ".cache" / "kubecircus")) / "bin" / "minio"
+MINIO = CACHE_BIN / "minio"
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,16 @@ without blocking another plug-in's. The chart is upgraded for the test and resto
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from e2ekit import GROUP, SYSTEM, VERSION
-from kubetest import KUBECONFIG, ROOT
+from kubetest import CACHE_BIN, KUBECONFIG, ROOT
 
-HELM = Path(os.environ.get("KUBECIRCUS_CACHE", Path.home() / ".cache" / "kubecircus")) / "bin" / "helm"
+HELM = CACHE_BIN / "helm"
 ACTIVE = {"Staging", "Running", "Collecting"}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,9 +10,11 @@ import yaml
 
 from kubecircus.operator.crdgen import render_all
 
+from kubetest import CACHE_BIN
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kubecircus"
-HELM = Path(os.environ.get("KUBECIRCUS_CACHE", Path.home() / ".cache" / "kubecircus")) / "bin" / "helm"
+HELM = CACHE_BIN / "helm"
 
 
 def helm(*args: str) -> str:
