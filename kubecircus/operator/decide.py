@@ -243,6 +243,17 @@ def _launch(
         if not children.policy:  # the deny-all policy must exist before the plug-in pod
             return plan.add(Create(builders.isolation_policy(job)))
         manifest = builders.run_pod(job, plugin, config, effective_timeout(job, plugin))
+        if job.spec.timeout_seconds and job.spec.timeout_seconds > plugin.spec.timeout_seconds:
+            plan.add(
+                Warn(
+                    Event(
+                        "Warning",
+                        "TimeoutClamped",
+                        f"spec.timeoutSeconds {job.spec.timeout_seconds} is above the plug-in's "
+                        f"{plugin.spec.timeout_seconds}; the plug-in's limit applies",
+                    )
+                )
+            )
     else:
         manifest = builders.collect_pod(job, config)
     return plan.add(PatchStatus({"launched": phase.value}), Create(manifest))

@@ -106,6 +106,16 @@ def test_the_plugin_pod_is_locked_down():
     assert mounts["/circus/in"]["readOnly"] is True and not mounts["/circus/out"].get("readOnly")
     assert manifest["metadata"]["ownerReferences"][0]["kind"] == "PluginJob"
     assert [c["name"] for c in spec["initContainers"]] == ["prepare"]
+    (warning,) = [a for a in actions if isinstance(a, Warn)]  # the job asked for more than allowed
+    assert warning.event.reason == "TimeoutClamped" and "600" in warning.event.message
+
+
+def test_a_shorter_job_timeout_wins_silently():
+    job = JobBuilder("j").phase("Running").spec(timeoutSeconds=30).build()
+    actions = decide(job, Children(workspace=True, policy=True), plug=plugin(timeoutSeconds=600))
+    manifest = next(a.manifest for a in actions if isinstance(a, Create))
+    assert manifest["spec"]["activeDeadlineSeconds"] == 30
+    assert not [a for a in actions if isinstance(a, Warn)]
 
 
 @pytest.mark.parametrize(
