@@ -59,7 +59,7 @@ def assert_same_physical_image(mhd: Path, reference) -> None:
 
 
 def pytest_collection_modifyitems(items):
-    """Everything under tests/cluster/ needs the real cluster: mark it so `-m "not cluster"` works."""
+    """tests/cluster/ and tests/e2e/ need the real cluster: mark them so `-m "not cluster"` works."""
     for item in items:
-        if "/tests/cluster/" in str(item.path):
+        if "/tests/cluster/" in str(item.path) or "/tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.cluster)

@@ -108,10 +108,11 @@ def _native_pixel_location(ds: Dataset, path: Path, transfer_syntax: str) -> tup
     length = getattr(raw, "length", None)
     if tell is None or length is None or length == 0xFFFFFFFF:
         return None, None
-    if tell + length > path.stat().st_size:
+    size = path.stat().st_size
+    if tell + length > size:
         raise DamagedFileError(
             f"{path.name} is truncated: its pixel data needs {length} bytes but the file ends "
-            f"{tell + length - path.stat().st_size} bytes early",
+            f"{tell + length - size} bytes early",
             "re-export or re-send the series from the PACS",
         )
     if transfer_syntax not in NATIVE_LITTLE_ENDIAN:

@@ -168,10 +168,16 @@ def reconcile(
     )
 
 
+def pending_resubmit(job: PluginJob) -> str | None:
+    """The resubmit annotation's value when it has not been acted on yet."""
+    wanted = job.metadata.get("annotations", {}).get(RESUBMIT_ANNOTATION)
+    return wanted if wanted and wanted != job.status.resubmitted else None
+
+
 def _finished(job: PluginJob, children: Children, now: datetime) -> Plan:
     plan = Plan().add(*cleanup(children, job))
-    wanted = job.metadata.get("annotations", {}).get(RESUBMIT_ANNOTATION)
-    if not wanted or wanted == job.status.resubmitted:
+    wanted = pending_resubmit(job)
+    if wanted is None:
         return plan
     phase = Phase(job.status.phase)
     if phase == Phase.SUCCEEDED:

@@ -17,7 +17,7 @@ from . import metrics
 from .actions import Action, PatchStatus
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
-from .decide import reconcile, transition
+from .decide import pending_resubmit, reconcile, transition
 from .kube import Conflict, Kube
 from .queue import expired, plan_queue
 
@@ -132,13 +132,8 @@ class Engine:
             for j in jobs
             if j.key in admitted
             or j.status.phase not in {p.value for p in FINISHED_PHASES}
-            or self._finished_needs_attention(j)
+            or pending_resubmit(j) is not None
         ]
-
-    @staticmethod
-    def _finished_needs_attention(job: PluginJob) -> bool:
-        wanted = job.metadata.get("annotations", {}).get("kubecircus.io/resubmit")
-        return bool(wanted and wanted != job.status.resubmitted)
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The loop: every reconcile_interval, or sooner when woken by an event."""
