@@ -11,8 +11,9 @@ Public API::
     result = convert(source, outdir, ...)                              # both steps
 """
 
-from .api import ConversionResult, convert, plan_conversion, write_volume
+from .api import ConversionResult, convert, plan_conversion, plan_from_headers, write_volume
 from .errors import ConversionError
+from .scan import read_header
 from .version import CONVERTER_VERSION
 
 __all__ = [
@@ -21,5 +22,7 @@ __all__ = [
     "ConversionResult",
     "convert",
     "plan_conversion",
+    "plan_from_headers",
+    "read_header",
     "write_volume",
 ]

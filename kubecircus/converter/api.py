@@ -89,8 +89,22 @@ def plan_conversion(
     keep_private: frozenset[int] | set[int] = frozenset(),
 ) -> ConversionPlan:
     """Scan ``source`` and decide the volume, without reading any pixel data."""
+    return plan_from_headers(
+        scan(Path(source)), series_uid=series_uid, slice_range=slice_range, keep_private=keep_private
+    )
+
+
+def plan_from_headers(
+    headers: list[SliceHeader],
+    *,
+    series_uid: str | None = None,
+    slice_range: str | SliceRange | None = None,
+    keep_private: frozenset[int] | set[int] = frozenset(),
+) -> ConversionPlan:
+    """Decide the volume from headers already read (``scan.read_header`` per file), e.g. by a
+    caller that parses each file as soon as it has arrived."""
     parsed_range = parse_range(slice_range) if isinstance(slice_range, str) else slice_range
-    chosen = select_series(scan(Path(source)), series_uid)
+    chosen = select_series(headers, series_uid)
     check_images(chosen)
     ordered = order_slices(chosen, parsed_range)
     geometry = build_geometry(ordered, _thickness(ordered[0]))

@@ -44,3 +44,13 @@ def mhd_header(geometry: Geometry, element_type: str, raw_name: str) -> str:
         f"ElementDataFile = {raw_name}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def retarget(header: str, raw_name: str) -> str:
+    """The same header naming another data file (a cached ``volume.mhd`` laid out as ``3.mhd``)."""
+    lines = header.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("ElementDataFile"):
+            lines[i] = f"ElementDataFile = {raw_name}"
+            return "\n".join(lines) + "\n"
+    raise ValueError("not a MetaImage header: no ElementDataFile line")

@@ -1,0 +1,88 @@
+"""The job's workspace volume: ``in/`` (volumes), ``out/`` (the plug-in's) and ``manifest.json``.
+
+``manifest.json`` sits at the workspace root, outside both folders the plug-in sees, and records
+the size and sha256 of every ``in/`` file; ``prepare`` checks ``in/`` against it before the
+plug-in starts. Removal never follows a symbolic link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+BLOCK = 1 << 20
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove everything inside ``folder`` (links are removed, never followed; unreadable or
+    unwritable folders a plug-in left are opened up first, as their owner may)."""
+    for entry in os.scandir(folder):
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(path, stat.S_IRWXU)  # not a link (checked above): chmod cannot escape
+            empty_folder(path)
+            path.rmdir()
+        else:
+            path.unlink()
+
+
+def reset_workspace(workspace: Path) -> None:
+    """Fresh ``in/`` and ``out/``: a retried step may find a previous attempt's files."""
+    (workspace / MANIFEST).unlink(missing_ok=True)
+    for name in ("in", "out"):
+        folder = workspace / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            folder.unlink()
+        folder.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(folder, 0o775 if name == "out" else 0o755)  # a plug-in may have locked out/
+        empty_folder(folder)
+
+
+def write_manifest(workspace: Path, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    files = {}
+    for path in sorted((workspace / "in").iterdir()):
+        files[f"in/{path.name}"] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    manifest = {"version": 1, "files": files, "inputs": inputs}
+    temporary = workspace / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    os.replace(temporary, workspace / MANIFEST)
+    return manifest
+
+
+def read_manifest(workspace: Path) -> dict[str, Any]:
+    return json.loads((workspace / MANIFEST).read_text())
+
+
+def manifest_problems(workspace: Path, manifest: dict[str, Any]) -> list[str]:
+    """How ``in/`` differs from the manifest (missing, extra, changed files); empty when equal."""
+    problems = []
+    expected = manifest.get("files", {})
+    present = {f"in/{e.name}": e for e in os.scandir(workspace / "in")}
+    for name in sorted(set(present) - set(expected)):
+        problems.append(f"{name} is not in the staging manifest")
+    for name, info in sorted(expected.items()):
+        entry = present.get(name)
+        if entry is None:
+            problems.append(f"{name} is missing")
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{name} is not a regular file")
+        elif st.st_size != info["size"]:
+            problems.append(f"{name} has {st.st_size} bytes, the manifest says {info['size']}")
+        elif file_digest(Path(entry.path)) != info["sha256"]:
+            problems.append(f"{name} does not match its sha256 in the manifest")
+    return problems
