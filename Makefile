@@ -15,10 +15,10 @@ deps: ## install the system packages the tests use (Debian/Ubuntu, as root)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip "setuptools>=69" wheel
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[converter,worker,operator,test]'
 	touch $@
 
-venv: $(BIN)/.installed ## create .venv with kubecircus (editable) and its test extras
+venv: $(BIN)/.installed ## create .venv with kubecircus (editable) and every extra
 
 lint: venv ## ruff lint and format check, generated CRDs up to date
 	$(BIN)/ruff check .
@@ -63,6 +63,10 @@ images: ## build the project's images and load them into the cluster
 
 .PHONY: crds crds-check deploy undeploy
 
+# Local images keep their tag (:dev); the build stamp in a pod annotation restarts the operator
+# when its image was rebuilt.
+IMAGE_STAMPS = $${KUBECIRCUS_CACHE:-$$HOME/.cache/kubecircus}/images
+
 crds: venv ## regenerate crds/ and the chart's copy from the API models
 	$(BIN)/kubecircus crds
 
@@ -73,6 +77,7 @@ deploy: venv cluster-up images ## install the chart (release kubecircus, namespa
 	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig apply --server-side -f crds/
 	.cluster/bin/helm --kubeconfig .cluster/kubeconfig upgrade --install kubecircus helm/kubecircus \
 	  --namespace kubecircus-system --create-namespace -f helm/kubecircus/values-local.yaml \
+	  --set-string 'operator.podAnnotations.kubecircus\.io/image-build'="$$(cat $(IMAGE_STAMPS)/operator.tar.stamp)" \
 	  $(DEPLOY_VALUES) --wait --timeout 5m
 	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig -n kubecircus-system rollout status deployment/kubecircus-operator --timeout=120s
 

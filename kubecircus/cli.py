@@ -69,6 +69,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the kubecircus operator against the cluster of the in-cluster service "
         "account or the current kubeconfig. Settings: see kubecircus/operator/config.py.",
     )
+    worker = commands.add_parser(
+        "worker",
+        help="run one trusted step of a job (inside its pod; configured by the operator)",
+        description="Run a job step: stage (DICOM from the store to volumes on the workspace), "
+        "prepare (check the workspace, prove isolation) or collect (out/ to the store). "
+        "Exit codes and the report are documented in kubecircus/worker/report.py.",
+    )
+    worker.add_argument("step", choices=["stage", "prepare", "collect"])
+    store = commands.add_parser(
+        "store-setup",
+        help="create kubecircus's buckets and its object-store user (run by the chart's set-up Job)",
+        description="With the store's admin credentials (KUBECIRCUS_ADMIN_CREDENTIALS folder), create "
+        "the kubecircus and input buckets and the operator's user with its policy. MinIO only.",
+    )
+    store.add_argument(
+        "--wait", type=float, default=120, metavar="SECONDS", help="wait this long for the store"
+    )
     crds = commands.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("--check", action="store_true", help="fail if the files on disk differ")
     crds.add_argument(
@@ -80,10 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(verbosity: int, quiet_pydicom: bool) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="kubecircus: %(levelname)s: %(message)s", stream=sys.stderr)
-    if verbosity < 2:
+    if quiet_pydicom and verbosity < 2:
         # pydicom reports every oddity of real-world files; refusals are ours to word. (Its config
         # module sets the "pydicom" logger's level when imported, so import it first.)
         import pydicom.config  # noqa: F401
@@ -126,11 +143,19 @@ def _convert(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    if args.command == "worker":  # logs on stdout, to the pod log; the report is its own
+        from kubecircus.worker.main import main as worker_main
+
+        return worker_main(args.step)
+    _configure_logging(args.verbose, quiet_pydicom=args.command == "convert")
     if args.command == "convert":
         return _convert(args)
     if args.command == "crds":
         return _crds(args)
+    if args.command == "store-setup":
+        from kubecircus.objectstore.admin import main as setup_main
+
+        return setup_main(wait=args.wait)
     if args.command == "operator":
         level = os.environ.get("KUBECIRCUS_LOG_LEVEL", "INFO").upper()
         logging.getLogger().setLevel(getattr(logging, level, logging.INFO))

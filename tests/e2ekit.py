@@ -12,13 +12,33 @@ SYSTEM = "kubecircus-system"
 TOOLBOX = "localhost/kubecircus/toolbox:dev"
 
 
-def job_body(name: str, plugin: str, **spec: Any) -> dict[str, Any]:
+INPUTS = "dicom"
+BUCKET = "kubecircus"
+
+
+def job_body(name: str, plugin: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    """A PluginJob reading the namespace's sample series (``dicom/<namespace>/s1/``)."""
+    inputs = [{"source": {"bucket": INPUTS, "prefix": f"{namespace}/s1/"}}]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "PluginJob",
         "metadata": {"name": name},
-        "spec": {"plugin": plugin, "inputs": [{"source": {"bucket": "dicom", "prefix": "s1/"}}], **spec},
+        "spec": {"plugin": plugin, "inputs": inputs, **spec},
     }
+
+
+def bundled_store(core: client.CoreV1Api):
+    """A client of the chart's bundled MinIO with its admin keys, through its Service address
+    (kube-proxy makes Service addresses reachable from the node)."""
+    import base64
+
+    from kubecircus.objectstore.client import Credentials, StoreConfig, connect
+
+    service = core.read_namespaced_service("kubecircus-minio", SYSTEM)
+    secret = core.read_namespaced_secret("kubecircus-objectstore", SYSTEM).data
+    keys = {k: base64.b64decode(v).decode() for k, v in secret.items()}
+    config = StoreConfig(endpoint=f"{service.spec.cluster_ip}:9000", bucket=BUCKET)
+    return connect(config, Credentials(keys["accessKey"], keys["secretKey"]), timeout=10)
 
 
 class Jobs:
@@ -29,7 +49,7 @@ class Jobs:
 
     def create(self, name: str, plugin: str, **spec: Any) -> dict[str, Any]:
         return self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.ns, "pluginjobs", job_body(name, plugin, **spec)
+            GROUP, VERSION, self.ns, "pluginjobs", job_body(name, plugin, self.ns, **spec)
         )
 
     def get(self, name: str) -> dict[str, Any]:
@@ -50,3 +70,31 @@ class Jobs:
                 return status
             time.sleep(0.5)
         raise AssertionError(f"{self.ns}/{name} never reached {phases}; last status: {status}")
+
+
+# --- the operator's pods ------------------------------------------------------------------
+
+
+def operator_pods(core):
+    return [
+        p
+        for p in core.list_namespaced_pod(SYSTEM, label_selector="app.kubernetes.io/component=operator").items
+        if not p.metadata.deletion_timestamp
+    ]
+
+
+def operator_pod(core):
+    pods = operator_pods(core)
+    assert pods, "no operator pod"
+    return pods[0]
+
+
+def wait_operator_ready(core, previous: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in operator_pods(core):  # the replacement may not exist yet
+            ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+            if pod.metadata.name != previous and ready:
+                return
+        time.sleep(1)
+    raise AssertionError("the operator did not come back")

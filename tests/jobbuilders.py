@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
+from kubecircus.operator.actions import Create, Delete, PatchStatus
 from kubecircus.operator.api import Plugin, PluginJob
-from kubecircus.operator.observe import ContainerView, PodView
+from kubecircus.operator.config import OperatorConfig
+from kubecircus.operator.decide import reconcile
+from kubecircus.operator.observe import Children, ContainerView, PodView
 
 _serial = itertools.count(1)
 
@@ -22,7 +26,10 @@ class JobBuilder:
                 "creationTimestamp": f"2026-01-01T00:00:{n % 60:02d}Z",
                 "annotations": {},
             },
-            "spec": {"plugin": plugin, "inputs": [{"source": {"bucket": "dicom", "prefix": "s1/"}}]},
+            "spec": {
+                "plugin": plugin,
+                "inputs": [{"source": {"bucket": "dicom", "prefix": f"{namespace}/s1/"}}],
+            },
             "status": {},
         }
 
@@ -67,3 +74,31 @@ def pod(name: str, phase: str = "Running", reason: str | None = None, **containe
 
 def exited(name: str, code: int, reason: str | None = None, message: str | None = None) -> ContainerView:
     return ContainerView(name=name, exit_code=code, terminated_reason=reason, message=message)
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+CONFIG = OperatorConfig(identity="test", store_endpoint="store:9000")
+NO_CHILDREN = Children()
+
+
+def decide(job, children=NO_CHILDREN, plug=None, config=CONFIG, no_plugin=False):
+    return reconcile(job, None if no_plugin else plug or plugin(), children, config, NOW).actions
+
+
+def statuses(actions):
+    return [a.patch for a in actions if isinstance(a, PatchStatus)]
+
+
+def phase_of(actions):
+    phases = [p.get("phase") for p in statuses(actions) if "phase" in p]
+    return phases[-1] if phases else None
+
+
+def created_kinds(actions):
+    return [(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in actions if isinstance(a, Create)]
+
+
+def deleted(actions):
+    return {(a.kind, a.name) for a in actions if isinstance(a, Delete)}

@@ -3,7 +3,8 @@
 # them into the cluster (containerd's k8s.io namespace here, `kind load` on kind).
 #   images.sh --base-only   pause and the busybox base (needed before the kubelet starts)
 #   images.sh --system      + CoreDNS and local-path-provisioner (cluster add-ons)
-#   images.sh               + every project image (toolbox, ...)
+#   images.sh               + every project image: toolbox, MinIO, operator, worker, and the
+#                             plug-ins in plugins/ (lesion-candidates, hostile)
 # An image is rebuilt only when its Dockerfile or inputs changed (a stamp beside its archive).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -63,22 +64,37 @@ python_base() {
   log "made $PYTHON_BASE with debootstrap"
 }
 
-wheels() {  # the project and its dependencies as wheels, for an offline install in the image
-  local out=$CACHE/wheels
-  rm -rf "$out"
+PYTHON=$REPO/.venv/bin/python
+[[ -x $PYTHON ]] || PYTHON=python3
+
+wheels() {  # the project and its dependencies as wheels, for an offline install in the images
+  local out=$CACHE/wheels/wheels
   mkdir -p "$out"
-  local python=$REPO/.venv/bin/python
-  [[ -x $python ]] || python=python3
-  SOURCE_DATE_EPOCH=315532800 "$python" -m pip wheel -q --wheel-dir "$out" "$REPO" >/dev/null
+  rm -f "$out"/kubecircus-*.whl
+  # Dependencies already there are reused; the project's wheel is reproducible (fixed date).
+  SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --wheel-dir "$out" --find-links "$out" \
+    "$REPO[worker,operator]" >/dev/null
   echo "$out"
 }
 
-build() {  # build NAME [FILE...]  - files are copied into the build context
+plugin_wheels() {  # plugin_wheels NAME: binary wheels of a plug-in's requirements.txt
+  local out=$CACHE/plugin-wheels/$1/wheels
+  mkdir -p "$out"
+  "$PYTHON" -m pip download -q --only-binary=:all: --dest "$out" --find-links "$out" \
+    -r "$REPO/plugins/$1/requirements.txt" >/dev/null
+  echo "$out"
+}
+
+build() {  # build NAME [FILE...]  - images/NAME (or plugins/NAME); files are copied into the context
   local name=$1; shift
   local dir=$REPO/images/$name tag=localhost/kubecircus/$name:dev archive=$ARCHIVES/$name.tar
+  [[ -d $dir ]] || dir=$REPO/plugins/$name
   local stamp
-  stamp=$( (cat "$dir/Dockerfile"; for f in "$@"; do
-    if [[ -d $f ]]; then (cd "$f" && sha256sum ./*); else cat "$f"; fi; done) | sha256sum | cut -c1-16)
+  stamp=$( ( (cd "$dir" && find . -type f ! -path './wheels/*' -print0 | sort -z | xargs -0 sha256sum)
+    echo "base: ${BASE_IMAGE:-$BUSYBOX_BASE}"
+    for f in "$@"; do
+      if [[ -d $f ]]; then (cd "$f" && sha256sum ./*); else sha256sum < "$f"; fi
+    done) | sha256sum | cut -c1-16)
   if [[ ! -f $archive || $(cat "$archive.stamp" 2>/dev/null) != "$stamp" ]]; then
     local ctx
     ctx=$(mktemp -d)
@@ -105,5 +121,9 @@ build local-path-provisioner "$BIN/local-path-provisioner"
 build toolbox
 build minio "$BIN/minio"
 python_base
-BASE_IMAGE=$PYTHON_BASE build operator "$(wheels)"
+project_wheels=$(wheels)
+BASE_IMAGE=$PYTHON_BASE build operator "$project_wheels"
+BASE_IMAGE=$PYTHON_BASE build worker "$project_wheels"
+BASE_IMAGE=$PYTHON_BASE build hostile
+BASE_IMAGE=$PYTHON_BASE build lesion-candidates "$(plugin_wheels lesion-candidates)"
 log "images loaded"

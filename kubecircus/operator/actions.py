@@ -1,4 +1,5 @@
-"""What a reconcile decision asks for: status patches, children to create or delete, Events."""
+"""What a reconcile decision asks for: status patches, children to create or delete, Events,
+and the object-store work the operator does itself (credentials, the plug-in's log, cleanup)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ class Create:
 
 @dataclass(frozen=True)
 class Delete:
-    kind: str  # Pod, PersistentVolumeClaim, NetworkPolicy
+    kind: str  # Pod, PersistentVolumeClaim, NetworkPolicy, Secret
     name: str
+    #: Seconds of grace for a pod (None: the pod's own); 0 kills at once.
+    grace: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,39 @@ class Warn:
     event: Event
 
 
-Action = PatchStatus | Create | Delete | Warn
+@dataclass(frozen=True)
+class MintCredentials:
+    """Mint short-lived store credentials limited to ``policy`` and (re)create the Secret
+    ``manifest`` holding them; ``seconds`` is how long they stay valid."""
+
+    manifest: dict[str, Any]
+    policy: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class StoreLog:
+    """Copy the plug-in container's stdout (size-capped) to ``key`` in kubecircus's bucket."""
+
+    pod: str
+    key: str
+
+
+@dataclass(frozen=True)
+class DeleteObjects:
+    """Delete every object under ``prefix`` in kubecircus's bucket."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
+class SetFinalizer:
+    """Add (or remove) kubecircus's finalizer on the job: outputs are deleted with it."""
+
+    present: bool
+
+
+Action = PatchStatus | Create | Delete | Warn | MintCredentials | StoreLog | DeleteObjects | SetFinalizer
 
 
 @dataclass

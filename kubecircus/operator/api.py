@@ -51,6 +51,12 @@ class ResourceList(CamelModel):
     memory: str | int | None = Field(
         None, description="Memory, e.g. 512Mi or 4Gi.", json_schema_extra=QUANTITY
     )
+    ephemeral_storage: str | int | None = Field(
+        None,
+        alias="ephemeral-storage",
+        description="Node-local disk (the writable /tmp and logs), e.g. 2Gi.",
+        json_schema_extra=QUANTITY,
+    )
 
 
 class Resources(CamelModel):
@@ -83,7 +89,7 @@ class PluginSpec(CamelModel):
         None, ge=1, description="At most this many jobs of this plug-in run at once (unset: no own limit)."
     )
     resources: Resources | None = Field(None, description="CPU and memory of the plug-in pod.")
-    gpus: int = Field(0, ge=0, le=16, description="NVIDIA GPUs the plug-in pod requests.")
+    gpus: int = Field(0, ge=0, le=16, description="NVIDIA GPUs the plug-in pod requests (nvidia.com/gpu).")
     results_schema: dict[str, Any] | None = Field(
         None,
         description="Optional JSON Schema that results.json must satisfy; otherwise the job fails "
@@ -163,20 +169,36 @@ class Condition(CamelModel):
     last_transition_time: str | None = Field(None, description="When the status last changed (RFC 3339).")
 
 
-class OutputFile(CamelModel):
-    name: str = Field(description="Path below out/.")
-    size: int = Field(description="Size in bytes.")
-    sha256: str = Field(description="SHA-256 of the content, hex.")
+class InputStatus(CamelModel):
+    volume_id: int = Field(alias="id", description="The volume id: in/{id}.mhd, .raw, .json.")
+    fingerprint: str | None = Field(None, description="The cache key of the converted volume.")
+    cache_hit: bool | None = Field(None, description="true when the volume came from the cache.")
+    size: list[int] | None = Field(None, description="Volume size in voxels (x, y, z).")
+    spacing: list[float] | None = Field(None, description="Voxel spacing in mm (x, y, z).")
+    bytes: int | None = Field(None, description="Bytes transferred to stage this input.")
+    seconds: float | None = Field(None, description="Seconds spent staging this input.")
 
 
 class Outputs(CamelModel):
     bucket: str | None = Field(None, description="Bucket the outputs were stored in.")
-    prefix: str | None = Field(None, description="Key prefix of this job's outputs.")
-    files: list[OutputFile] = Field(default_factory=list, description="Files the plug-in wrote to out/.")
+    prefix: str | None = Field(None, description="Key prefix of this job's outputs (out/ files below it).")
+    manifest: str | None = Field(
+        None, description="Key of manifest.json: every output file with size, sha256 and content type."
+    )
+    file_count: int | None = Field(None, description="Files the plug-in wrote to out/.")
+    total_bytes: int | None = Field(None, description="Their total size in bytes.")
     results: dict[str, Any] | None = Field(
         None,
-        description="results.json, inline when small.",
+        description="results.json, inline when small (the chart's jobs.maxInlineResultsBytes).",
         json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class LogRef(CamelModel):
+    bucket: str = Field(description="Bucket of the stored log.")
+    key: str = Field(
+        description="Key of plugin-log.txt: the plug-in's stdout (its start, when it "
+        "was longer than the chart's jobs.maxLogBytes, with a closing line saying so)."
     )
 
 
@@ -207,8 +229,18 @@ class PluginJobStatus(CamelModel):
         None, description="The kubecircus.io/resubmit annotation value last acted on."
     )
     log_tail: str | None = Field(None, description="The end of the plug-in's stdout (4 KiB at most).")
+    log_ref: LogRef | None = Field(None, description="Where the plug-in's whole stdout is stored.")
+    plugin_image_id: str | None = Field(
+        None,
+        alias="pluginImageID",
+        description="The image that actually ran, by digest (from the pod's imageID): every result "
+        "traces to one plug-in build.",
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Phase history.")
-    outputs: Outputs | None = Field(None, description="What the plug-in produced.")
+    inputs: list[InputStatus] | None = Field(None, description="How each input was staged.")
+    outputs: Outputs | None = Field(
+        None, description="What the plug-in produced (the file list is in the manifest)."
+    )
     observed_generation: int | None = Field(None, description="The spec generation last acted on.")
 
 

@@ -3,13 +3,19 @@
 Every child lives in the job's namespace, carries an ownerReference to the job (so ``kubectl
 delete pluginjob`` cascades) and has a deterministic name, so creating it again after an
 operator restart is idempotent: ``<job>-ws`` (workspace), ``<job>-isolation`` (NetworkPolicy),
-``<job>-stage``, ``<job>-run``, ``<job>-collect`` (pods).
+``<job>-stage``, ``<job>-run``, ``<job>-collect`` (pods), ``<job>-stage-store`` and
+``<job>-collect-store`` (the step's object-store credentials, mounted only into that step's pod).
+
+The trusted steps run ``kubecircus worker stage|prepare|collect`` from the worker image; what
+they are asked to do travels as JSON in ``KUBECIRCUS_TASK`` (no secrets in it).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from kubecircus.objectstore import layout
 
 from .api import API_VERSION, Plugin, PluginJob
 from .config import OperatorConfig
@@ -18,14 +24,16 @@ ROLE = "kubecircus.io/role"
 JOB_UID = "kubecircus.io/job-uid"
 JOB_NAME = "kubecircus.io/job"
 ROLES = ("stage", "run", "collect")
-#: Exit code of the prepare init container when the plug-in pod could reach the network.
-ISOLATION_BREACH_EXIT = 42
-#: results.json larger than this is not shipped through the collect pod's log.
-MAX_RESULTS_BYTES = 4 * 1024 * 1024
+STORE_MOUNT = "/var/run/kubecircus/store"
+TERMINATION_LOG = "/dev/termination-log"
 
 
 def child_name(job: PluginJob, suffix: str) -> str:
     return f"{job.name}-{suffix}"
+
+
+def secret_name(job: PluginJob, step: str) -> str:
+    return child_name(job, f"{step}-store")
 
 
 def labels(job: PluginJob, role: str | None = None) -> dict[str, str]:
@@ -46,12 +54,13 @@ def owner_reference(job: PluginJob) -> dict[str, Any]:
         "name": job.name,
         "uid": job.uid,
         "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 
-def _metadata(job: PluginJob, suffix: str, role: str | None = None) -> dict[str, Any]:
+def _metadata(job: PluginJob, name: str, role: str | None = None) -> dict[str, Any]:
     return {
-        "name": child_name(job, suffix),
+        "name": name,
         "namespace": job.namespace,
         "labels": labels(job, role),
         "annotations": {"kubecircus.io/job": job.name},
@@ -69,7 +78,7 @@ def workspace_claim(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(job, "ws"),
+        "metadata": _metadata(job, child_name(job, "ws")),
         "spec": spec,
     }
 
@@ -79,7 +88,7 @@ def isolation_policy(job: PluginJob) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(job, "isolation"),
+        "metadata": _metadata(job, child_name(job, "isolation")),
         "spec": {
             "podSelector": {"matchLabels": {JOB_UID: job.uid, ROLE: "run"}},
             "policyTypes": ["Ingress", "Egress"],
@@ -87,16 +96,32 @@ def isolation_policy(job: PluginJob) -> dict[str, Any]:
     }
 
 
-def _security(config: OperatorConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    pod = {
+def credentials_secret(job: PluginJob, step: str) -> dict[str, Any]:
+    """The step's Secret without its data: the operator mints the credentials when it creates it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(job, secret_name(job, step), step),
+    }
+
+
+def _pod_security(config: OperatorConfig) -> dict[str, Any]:
+    return {
         "runAsNonRoot": True,
         "runAsUser": config.plugin_uid,
         "runAsGroup": config.plugin_uid,
         "fsGroup": config.plugin_uid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    container = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False}
-    return pod, container
+
+
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+}
 
 
 def _pod(
@@ -104,102 +129,144 @@ def _pod(
     role: str,
     config: OperatorConfig,
     containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    deadline: int,
     init: list[dict[str, Any]] | None = None,
-    deadline: int | None = None,
 ) -> dict[str, Any]:
-    pod_security, _ = _security(config)
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": pod_security,
+        "securityContext": _pod_security(config),
         "terminationGracePeriodSeconds": 5,
+        "activeDeadlineSeconds": deadline,
         "containers": containers,
-        "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": child_name(job, "ws")}}],
+        "volumes": [
+            {"name": "workspace", "persistentVolumeClaim": {"claimName": child_name(job, "ws")}},
+            *volumes,
+        ],
     }
     if init:
         spec["initContainers"] = init
-    if deadline:
-        spec["activeDeadlineSeconds"] = deadline
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(job, role, role), "spec": spec}
-
-
-def _worker(
-    name: str,
-    script: str,
-    config: OperatorConfig,
-    mounts: list[dict[str, Any]],
-    env: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    _, container_security = _security(config)
     return {
-        "name": name,
-        "image": config.worker_image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", script],
-        "env": env or [],
-        "securityContext": {**container_security, "readOnlyRootFilesystem": True},
-        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
-        "volumeMounts": mounts,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _metadata(job, child_name(job, role), role),
+        "spec": spec,
     }
 
 
-STAGE_SCRIPT = """set -eu
-rm -rf /ws/in /ws/out /ws/staging.json
-mkdir -p /ws/in /ws/out
-printf '%s\\n' "$KUBECIRCUS_INPUTS" > /ws/staging.json
-echo "staged $(printf '%s' "$KUBECIRCUS_INPUTS" | wc -c) bytes of input description"
-"""
+def _store_env(config: OperatorConfig) -> list[dict[str, Any]]:
+    env = [
+        {"name": "KUBECIRCUS_STORE_ENDPOINT", "value": config.store_endpoint},
+        {"name": "KUBECIRCUS_STORE_BUCKET", "value": config.store_bucket},
+        {"name": "KUBECIRCUS_STORE_SECURE", "value": str(config.store_secure).lower()},
+        {"name": "KUBECIRCUS_STORE_REGION", "value": config.store_region},
+    ]
+    if config.store_ca_pem:
+        env.append({"name": "KUBECIRCUS_STORE_CA_PEM", "value": config.store_ca_pem})
+    return env
+
+
+def _worker(
+    step: str, config: OperatorConfig, task: dict[str, Any], mounts: list[dict[str, Any]], store: bool
+) -> dict[str, Any]:
+    env = [{"name": "KUBECIRCUS_TASK", "value": json.dumps(task, separators=(",", ":"), sort_keys=True)}]
+    if store:
+        env += _store_env(config)
+        mounts = [*mounts, {"name": "store-credentials", "mountPath": STORE_MOUNT, "readOnly": True}]
+    return {
+        "name": step,
+        "image": config.worker_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["kubecircus", "worker", step],
+        "env": env,
+        "securityContext": CONTAINER_SECURITY,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "768Mi"}},
+        "volumeMounts": [*mounts, {"name": "worker-tmp", "mountPath": "/tmp"}],
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+    }
+
+
+def _worker_volumes(job: PluginJob, step: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "worker-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {
+            "name": "store-credentials",
+            "secret": {"secretName": secret_name(job, step), "defaultMode": 0o440},
+        },
+    ]
 
 
 def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
-    """Lays out the workspace (in/, out/). The DICOM conversion lands here with the data path."""
-    inputs = json.dumps([i.model_dump(by_alias=True, exclude_none=True) for i in job.spec.inputs])
-    container = _worker(
-        "stage",
-        STAGE_SCRIPT,
-        config,
-        [{"name": "workspace", "mountPath": "/ws"}],
-        [{"name": "KUBECIRCUS_INPUTS", "value": inputs}],
-    )
-    return _pod(job, "stage", config, [container])
+    """Fetches, converts (through the cache) and lays out every input on the workspace."""
+    task = {
+        "namespace": job.namespace,
+        "inputs": [i.source.model_dump(by_alias=True) | _selection(i) for i in job.spec.inputs],
+        "limits": {"retry_seconds": config.store_retry_seconds},
+    }
+    mounts = [{"name": "workspace", "mountPath": "/ws"}, {"name": "scratch", "mountPath": "/scratch"}]
+    container = _worker("stage", config, task, mounts, store=True)
+    volumes = [
+        *_worker_volumes(job, "stage"),
+        {"name": "scratch", "emptyDir": {"sizeLimit": config.scratch_size}},
+    ]
+    return _pod(job, "stage", config, [container], volumes, config.stage_deadline_seconds)
 
 
-PREPARE_SCRIPT = f"""set -u
-test -d /circus/in && test -d /circus/out || {{ echo "workspace is not staged" >&2; exit 1; }}
-find /circus/out -mindepth 1 -delete
-breach() {{
-  echo "IsolationBreach: $1" > /dev/termination-log; echo "IsolationBreach: $1"; exit {ISOLATION_BREACH_EXIT}
-}}
-if nc -w 2 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT" -e /bin/true </dev/null 2>/dev/null; then
-  breach "the plug-in pod reached the Kubernetes API server"
-fi
-if timeout 4 nslookup kubernetes.default.svc.cluster.local >/dev/null 2>&1; then
-  breach "the plug-in pod resolved a name through cluster DNS"
-fi
-echo "isolated: no API server, no DNS"
-"""
+def _selection(item: Any) -> dict[str, Any]:
+    out = {}
+    if item.series_instance_uid:
+        out["seriesInstanceUID"] = item.series_instance_uid
+    if item.range:
+        out["range"] = item.range
+    return out
 
 
-def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int) -> dict[str, Any]:
-    """The plug-in itself: no network, no token, no root, no capabilities, /circus/in read-only."""
-    _, container_security = _security(config)
+def prepare_task(config: OperatorConfig) -> dict[str, Any]:
+    probes = []
+    for probe in config.probes:
+        name, _, address = probe.partition("=")
+        probes.append({"name": name, "address": address})
+    return {
+        "probes": probes,
+        "probeTimeoutSeconds": config.probe_timeout_seconds,
+        "isolationWaitSeconds": config.isolation_wait_seconds,
+    }
+
+
+def _plugin_resources(plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
     spec = plugin.spec
     resources: dict[str, Any] = {}
     if spec.resources:
         resources = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    limits = resources.setdefault("limits", {})
+    limits.setdefault("ephemeral-storage", config.plugin_ephemeral_storage)
     if spec.gpus:
-        resources.setdefault("limits", {})["nvidia.com/gpu"] = spec.gpus
+        limits["nvidia.com/gpu"] = spec.gpus
+        resources.setdefault("requests", {})["nvidia.com/gpu"] = spec.gpus
+    return resources
+
+
+def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int) -> dict[str, Any]:
+    """The plug-in itself: no network, no token, no root, no capabilities, a read-only root
+    filesystem with a writable /tmp, /circus/in read-only; ``prepare`` runs first."""
+    spec = plugin.spec
+    env = [{"name": "HOME", "value": "/tmp"}]
+    if not spec.gpus:
+        env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
     plugin_container: dict[str, Any] = {
         "name": "plugin",
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
-        "securityContext": container_security,
-        "resources": resources,
+        "securityContext": CONTAINER_SECURITY,
+        "resources": _plugin_resources(plugin, config),
+        "env": env,
         "volumeMounts": [
             {"name": "workspace", "mountPath": "/circus/in", "subPath": "in", "readOnly": True},
             {"name": "workspace", "mountPath": "/circus/out", "subPath": "out"},
+            {"name": "plugin-tmp", "mountPath": "/tmp"},
         ],
     }
     if spec.command:
@@ -207,34 +274,44 @@ def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int
     if spec.args:
         plugin_container["args"] = spec.args
     prepare = _worker(
-        "prepare",
-        PREPARE_SCRIPT,
-        config,
-        [
-            {"name": "workspace", "mountPath": "/circus/in", "subPath": "in", "readOnly": True},
-            {"name": "workspace", "mountPath": "/circus/out", "subPath": "out"},
-        ],
+        "prepare", config, prepare_task(config), [{"name": "workspace", "mountPath": "/ws"}], False
     )
-    return _pod(job, "run", config, [plugin_container], init=[prepare], deadline=timeout)
+    prepare["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+    volumes = [
+        {"name": "worker-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "plugin-tmp", "emptyDir": {"sizeLimit": config.plugin_tmp_size}},
+    ]
+    return _pod(job, "run", config, [plugin_container], volumes, timeout, init=[prepare])
 
 
-COLLECT_SCRIPT = f"""set -eu
-cd /ws/out
-find . -type f | sort | while IFS= read -r f; do
-  echo "FILE $(wc -c < "$f") $(sha256sum "$f" | cut -d' ' -f1) ${{f#./}}"
-done
-if [ -f results.json ]; then
-  size=$(wc -c < results.json)
-  echo "RESULTS-SIZE $size"
-  if [ "$size" -le {MAX_RESULTS_BYTES} ]; then echo "RESULTS64 $(base64 results.json | tr -d '\\n')"; fi
-fi
-echo "END"
-"""
-
-
-def collect_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
-    """Reports out/: each file's size and sha256, and results.json, on stdout for the operator."""
-    container = _worker(
-        "collect", COLLECT_SCRIPT, config, [{"name": "workspace", "mountPath": "/ws", "readOnly": True}]
+def collect_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
+    """Checks out/ and uploads it with a manifest naming the plug-in build that ran."""
+    task: dict[str, Any] = {
+        "namespace": job.namespace,
+        "uid": job.uid,
+        "maxFiles": config.max_output_files,
+        "maxBytes": config.max_output_bytes,
+        "maxResultsBytes": config.max_results_bytes,
+        "retrySeconds": config.store_retry_seconds,
+        "manifest": {
+            "job": {"namespace": job.namespace, "name": job.name, "uid": job.uid},
+            "plugin": {
+                "name": job.spec.plugin,
+                "version": plugin.spec.version,
+                "image": plugin.spec.image,
+                "imageID": job.status.plugin_image_id,
+            },
+            "exitCode": job.status.exit_code,
+        },
+    }
+    if plugin.spec.results_schema:
+        task["resultsSchema"] = plugin.spec.results_schema
+    mounts = [{"name": "workspace", "mountPath": "/ws", "readOnly": True}]
+    container = _worker("collect", config, task, mounts, store=True)
+    return _pod(
+        job, "collect", config, [container], _worker_volumes(job, "collect"), config.collect_deadline_seconds
     )
-    return _pod(job, "collect", config, [container])
+
+
+def outputs_prefix(job: PluginJob) -> str:
+    return layout.job_prefix(job.namespace, job.uid)

@@ -20,17 +20,56 @@ class OperatorConfig:
     history_ttl_seconds: int = 7 * 24 * 3600
     #: At most this many finished jobs are kept, oldest deleted first (Orthanc's JobsHistorySize).
     history_size: int = 1000
-    #: Image of the trusted staging and collecting pods.
-    worker_image: str = "localhost/kubecircus/toolbox:dev"
+    #: Image of the trusted stage, prepare and collect steps (`kubecircus worker ...`).
+    worker_image: str = "localhost/kubecircus/worker:dev"
     #: StorageClass of the per-job workspace volume ("" = the cluster's default).
     storage_class: str = ""
-    workspace_size: str = "1Gi"
+    workspace_size: str = "4Gi"
+    #: The stage pod's scratch space for downloaded DICOM (an emptyDir of this size at most).
+    scratch_size: str = "8Gi"
+    #: Deadlines of the stage and collect pods (their credentials last as long).
+    stage_deadline_seconds: int = 1800
+    collect_deadline_seconds: int = 900
+    #: Seconds a step keeps retrying while the object store is unavailable before it gives up.
+    store_retry_seconds: int = 120
     #: results.json larger than this is not copied into status.outputs.results.
     max_inline_results_bytes: int = 64 * 1024
+    #: results.json larger than this fails the job with ResultsInvalid.
+    max_results_bytes: int = 4 * 1024**2
     #: A plug-in writing more than this to out/ fails with reason OutputTooLarge.
     max_output_bytes: int = 1024**3
+    max_output_files: int = 10000
+    #: The plug-in's stdout kept as plugin-log.txt (the start of it, when longer).
+    max_log_bytes: int = 16 * 1024**2
     #: User and group the plug-in runs as (never root).
     plugin_uid: int = 65532
+    #: The plug-in's writable /tmp, and its ephemeral-storage limit when the Plugin sets none.
+    plugin_tmp_size: str = "1Gi"
+    plugin_ephemeral_storage: str = "2Gi"
+    #: Refuse Plugins whose image is not pinned by digest (image@sha256:...).
+    require_image_digest: bool = False
+    #: The isolation proof: each attempt's timeout, and how long doors may take to close.
+    probe_timeout_seconds: float = 1.0
+    isolation_wait_seconds: float = 10.0
+    #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
+    extra_probes: str = ""
+    #: The object store (S3 + STS): host:port, TLS, region, kubecircus's bucket.
+    store_endpoint: str = ""
+    store_secure: bool = False
+    store_region: str = "us-east-1"
+    store_bucket: str = "kubecircus"
+    store_ca_file: str = ""
+    #: The CA's PEM text, read from store_ca_file at start-up and handed to the workers.
+    store_ca_pem: str = ""
+    #: Buckets PluginJob inputs may name (comma-separated); a job reads only `<namespace>/...`.
+    input_buckets: str = "dicom"
+    #: The operator's own store user (a mounted Secret: accessKey, secretKey).
+    store_credentials: str = "/var/run/kubecircus/store"
+    #: Cached volumes older than this (since last use) are deleted; 0 keeps them.
+    cache_max_age_seconds: int = 30 * 24 * 3600
+    #: When the cache holds more than this, the least recently used entries go first.
+    cache_max_bytes: int = 50 * 1024**3
+    cache_sweep_seconds: int = 600
     #: Every job is re-examined at least this often (seconds), besides reacting to events.
     reconcile_interval: float = 5.0
     #: Port of /metrics and /healthz.
@@ -41,6 +80,14 @@ class OperatorConfig:
     lease_name: str = "kubecircus-operator"
     #: Identity of this replica (the pod name in the chart).
     identity: str = ""
+    #: This replica's pod address (the chart's POD_IP): the "another pod" of the isolation proof.
+    pod_ip: str = ""
+    #: Doors of the isolation proof as "name=host:port", resolved by the engine (not from env).
+    probes: tuple[str, ...] = ()
+
+    @property
+    def input_bucket_names(self) -> tuple[str, ...]:
+        return tuple(b.strip() for b in self.input_buckets.split(",") if b.strip())
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
@@ -49,9 +96,9 @@ class OperatorConfig:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"KUBECIRCUS_{f.name.upper()}")
-            if raw is None:
-                continue
             kind = type(f.default)
+            if raw is None or kind not in (str, int, float, bool):
+                continue
             if kind is bool:
                 values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
             else:
@@ -63,7 +110,10 @@ class OperatorConfig:
                     ) from None
         config = cls(**values)  # type: ignore[arg-type]
         if not config.identity:
-            config = cls(**{**values, "identity": env.get("POD_NAME") or os.uname().nodename})  # type: ignore[arg-type]
+            values["identity"] = env.get("POD_NAME") or os.uname().nodename
+        if not config.pod_ip and env.get("POD_IP"):
+            values["pod_ip"] = env["POD_IP"]
+        config = cls(**values)  # type: ignore[arg-type]
         if config.max_concurrent_jobs < 1 or config.max_attempts < 1:
             raise ValueError("KUBECIRCUS_MAX_CONCURRENT_JOBS and KUBECIRCUS_MAX_ATTEMPTS must be at least 1")
         return config

@@ -1,25 +1,38 @@
 """The operator's work: reconcile one job, and the scheduler loop over all of them.
 
 Both read fresh state from the API server, decide with the pure functions in ``decide.py`` and
-``queue.py``, and apply the result. A per-job lock keeps two triggers (a pod event and the loop)
-from reconciling the same job at once; the resourceVersion guard on every status patch keeps a
-stale decision from ever being written.
+``queue.py``, and apply the result: Kubernetes actions through ``kube.py``, object-store actions
+through ``storeops.py``. A per-job lock keeps two triggers (a pod event and the loop) from
+reconciling the same job at once; the resourceVersion guard on every status and finalizer patch
+keeps a stale decision from ever being written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
+import urllib3
+from kubernetes.client.rest import ApiException
+
+from kubecircus.objectstore.client import unavailable
+from kubecircus.worker.report import decode
+
 from . import metrics
-from .actions import Action, PatchStatus
+from .actions import Action, DeleteObjects, MintCredentials, PatchStatus, SetFinalizer, StoreLog
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
-from .decide import pending_resubmit, reconcile, transition
+from .decide import FINALIZER, pending_resubmit, reconcile
 from .kube import Conflict, Kube
+from .observe import Children
 from .queue import expired, plan_queue
+from .storeops import StoreOps
+from .transitions import TIME_FORMAT, transition
 
 log = logging.getLogger(__name__)
 #: Decide-apply rounds per reconcile: enough to go e.g. policy → pod in one call.
@@ -27,12 +40,22 @@ MAX_ROUNDS = 4
 
 
 class Engine:
-    def __init__(self, kube: Kube, config: OperatorConfig) -> None:
+    def __init__(self, kube: Kube, store: StoreOps, config: OperatorConfig) -> None:
         self.kube = kube
+        self.store = store
         self.config = config
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._probes_at = 0.0
+        self._swept_at = 0.0
         self.wake = threading.Event()
+
+    def _current_config(self) -> OperatorConfig:
+        """The config with the isolation proof's doors, resolved now and then (I/O at the edge)."""
+        if time.monotonic() - self._probes_at > 60:
+            self.config = dataclasses.replace(self.config, probes=tuple(probe_targets(self.config)))
+            self._probes_at = time.monotonic()
+        return self.config
 
     def _lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -42,15 +65,20 @@ class Engine:
         with self._lock(f"{namespace}/{name}"):
             for _ in range(MAX_ROUNDS):
                 body = self.kube.job(namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
+                if body is None:
                     return
                 job = PluginJob.from_body(body)
+                if job.metadata.get("deletionTimestamp") and FINALIZER not in job.metadata.get(
+                    "finalizers", []
+                ):
+                    return
                 plugin = self.kube.plugin(job.spec.plugin)
-                plan = reconcile(job, plugin, self.kube.children(job), self.config, datetime.now(UTC))
+                config = self._current_config()
+                plan = reconcile(job, plugin, self._observe(job, config), config, datetime.now(UTC))
                 if not plan.actions:
                     return
                 try:
-                    self.kube.apply(job, plan.actions)
+                    self._apply(job, plan.actions)
                 except Conflict as exc:
                     log.debug("conflict, deciding again: %s", exc)
                     continue
@@ -60,6 +88,66 @@ class Engine:
                     for a in plan.actions
                 ):
                     self.wake.set()  # a newly queued job: let the scheduler look now
+
+    def reconcile_safely(self, namespace: str, name: str) -> None:
+        """The one place where errors from a reconcile are judged.
+
+        API, network and object-store outages are logged and left to the next round (the
+        scheduler loop reconciles every unfinished job each ``reconcile_interval``); anything
+        else is a bug, logged with its traceback — and still never stops the other jobs.
+        """
+        try:
+            self.reconcile_job(namespace, name)
+        except Exception as exc:
+            if isinstance(exc, ApiException | urllib3.exceptions.HTTPError) or unavailable(exc):
+                log.warning("reconciling %s/%s failed (%s); the next round retries", namespace, name, exc)
+            else:
+                log.exception("reconciling %s/%s failed", namespace, name)
+
+    def _observe(self, job: PluginJob, config: OperatorConfig) -> Children:
+        children = self.kube.children(job)
+        collect = children.pods.get("collect")
+        if (
+            job.status.phase == Phase.COLLECTING.value
+            and collect is not None
+            and collect.phase == "Succeeded"
+        ):
+            container = collect.container("collect")
+            report = decode("collect", container.exit_code, container.message) if container else None
+            size = report.details.get("resultsBytes") if report and report.ok else None
+            if isinstance(size, int) and size <= config.max_inline_results_bytes:
+                children = dataclasses.replace(
+                    children,
+                    results=self.store.results(job.namespace, job.uid, config.max_inline_results_bytes),
+                )
+        return children
+
+    def _apply(self, job: PluginJob, actions: list[Action]) -> None:
+        version = job.metadata.get("resourceVersion")
+        for action in actions:
+            if isinstance(action, MintCredentials):
+                data = self.store.mint(action.policy, action.seconds, f"{job.namespace}.{job.name}")
+                self.kube.replace_secret(action.manifest, data)
+            elif isinstance(action, StoreLog):
+                cap = self.config.max_log_bytes
+                text = self.kube.log(job.namespace, action.pod, "plugin", limit_bytes=cap + 1)
+                self.store.put_log(action.key, text, cap)
+            elif isinstance(action, DeleteObjects):
+                self.store.delete_prefix(action.prefix)
+            elif isinstance(action, SetFinalizer):
+                version = self.kube.set_finalizer(job, FINALIZER, action.present, version)
+            else:
+                version = self.kube.apply(job, action, version)
+
+    def sweep_cache(self) -> None:
+        """Expire cached volumes every cache_sweep_seconds (errors wait for the next sweep)."""
+        if time.monotonic() - self._swept_at < self.config.cache_sweep_seconds:
+            return
+        self._swept_at = time.monotonic()
+        try:
+            self.store.sweep_cache(datetime.now(UTC))
+        except Exception as exc:
+            log.warning("cache sweep failed (%s); trying again in %d s", exc, self.config.cache_sweep_seconds)
 
     def _observe_transitions(self, job: PluginJob, actions: list[Action]) -> None:
         for action in actions:
@@ -77,7 +165,7 @@ class Engine:
                     None,
                 )
                 if started:
-                    since = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                    since = datetime.strptime(started, TIME_FORMAT).replace(tzinfo=UTC)
                     metrics.PHASE_SECONDS.labels(old).observe((datetime.now(UTC) - since).total_seconds())
             if new in {p.value for p in FINISHED_PHASES}:
                 metrics.FINISHED.labels(new, action.patch.get("reason", "")).inc()
@@ -95,10 +183,10 @@ class Engine:
                 now,
                 "Admitted",
                 "a slot is free; staging inputs",
-                {"startTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "queuePosition": None, "launched": None},
+                {"startTime": now.strftime(TIME_FORMAT), "queuePosition": None, "launched": None},
             )
             try:
-                self.kube.apply(job, [patch])
+                self._apply(job, [patch])
             except Conflict:
                 continue  # the job changed (cancelled, suspended): the next round sees it
             self._observe_transitions(job, [patch])
@@ -108,10 +196,11 @@ class Engine:
             if key in admitted:
                 continue
             try:
-                self.kube.apply(by_key[key], [PatchStatus({"queuePosition": position})])
+                self._apply(by_key[key], [PatchStatus({"queuePosition": position})])
             except Conflict:
                 continue
-        for job in expired(jobs, now, self.config.history_ttl_seconds, self.config.history_size):
+        present = [j for j in jobs if not j.metadata.get("deletionTimestamp")]
+        for job in expired(present, now, self.config.history_ttl_seconds, self.config.history_size):
             log.info("history: deleting finished job %s", job.key)
             self.kube.delete_job(job)
         counts = Counter(j.status.phase or "New" for j in jobs)
@@ -133,15 +222,40 @@ class Engine:
             if j.key in admitted
             or j.status.phase not in {p.value for p in FINISHED_PHASES}
             or pending_resubmit(j) is not None
+            or j.metadata.get("deletionTimestamp")
         ]
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The loop: every reconcile_interval, or sooner when woken by an event."""
         while not stop.is_set():
             try:
-                for namespace, name in self.schedule_once():
-                    self.reconcile_job(namespace, name)
+                due = self.schedule_once()
             except Exception:  # the loop must survive API hiccups; the next round retries
                 log.exception("scheduler round failed; retrying")
+                due = []
+            for namespace, name in due:  # one job's trouble never holds up the others
+                self.reconcile_safely(namespace, name)
+            self.sweep_cache()
             self.wake.wait(self.config.reconcile_interval)
             self.wake.clear()
+
+
+def probe_targets(config: OperatorConfig) -> list[str]:
+    """The doors the isolation proof tries besides the API server, kubelet and DNS (which the
+    pod finds itself): every address of the object store, this operator pod, and extra ones."""
+    found = []
+    host, _, port = config.store_endpoint.rpartition(":")
+    if host and port.isdigit():
+        try:
+            infos = socket.getaddrinfo(host.strip("[]"), int(port), proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            log.warning("cannot resolve the object store %s for the isolation proof: %s", host, exc)
+            infos = []
+        for address in sorted({info[4][0] for info in infos}):
+            found.append(
+                f"object-store={address}:{port}" if ":" not in address else f"object-store=[{address}]:{port}"
+            )
+    if config.pod_ip:
+        found.append(f"operator-pod={config.pod_ip}:{config.metrics_port}")
+    found += [f"extra={door.strip()}" for door in config.extra_probes.split(",") if door.strip()]
+    return found

@@ -11,8 +11,6 @@ import logging
 from typing import Any
 
 import kopf
-import urllib3
-from kubernetes.client.rest import ApiException
 
 from .api import GROUP, VERSION
 from .builders import JOB_UID, ROLE
@@ -31,17 +29,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def _reconcile(namespace: str, name: str) -> None:
-    """The one place where errors from a reconcile are judged.
-
-    kopf does not retry event handlers, and none is needed: the scheduler loop reconciles every
-    unfinished job each ``reconcile_interval``. So API and network errors (the API server
-    restarting, a lost connection) are logged and left to that next round; anything else is a
-    bug and propagates to kopf's log with its traceback.
-    """
-    try:
-        ENGINE.reconcile_job(namespace, name)
-    except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        log.warning("reconciling %s/%s failed (%s); the next scheduler round retries", namespace, name, exc)
+    """kopf does not retry event handlers, and none is needed: the scheduler loop reconciles
+    every unfinished job each ``reconcile_interval``. Errors are judged in one place,
+    ``Engine.reconcile_safely``."""
+    ENGINE.reconcile_safely(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, "pluginjobs")

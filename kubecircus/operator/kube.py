@@ -10,10 +10,10 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import builders
-from .actions import Action, Create, Delete, Event, PatchStatus, Warn
+from .actions import Create, Delete, Event, PatchStatus, Warn
 from .api import GROUP, VERSION, Plugin, PluginJob
-from .decide import run_log_tail
 from .observe import Children, PodView
+from .steps import run_log_tail
 
 log = logging.getLogger(__name__)
 
@@ -76,47 +76,92 @@ class Kube:
         policies = self.networking.list_namespaced_network_policy(
             job.namespace, label_selector=selector
         ).items
-        collect_log = run_tail = None
-        collect = pods.get("collect")
-        if collect is not None and collect.phase == "Succeeded":
-            collect_log = self._log(job.namespace, collect.name, "collect")
+        run_tail = None
         run = pods.get("run")
         if run is not None and run.phase in ("Succeeded", "Failed"):
-            text = self._log(job.namespace, run.name, "plugin")
+            text = self.log(job.namespace, run.name, "plugin", tail_lines=200)
             run_tail = run_log_tail(text) if text is not None else None
         return Children(
             pods=pods,
-            workspace=bool(claims),
+            workspace=any(not c.metadata.deletion_timestamp for c in claims),
+            workspace_terminating=any(c.metadata.deletion_timestamp for c in claims),
             policy=bool(policies),
-            collect_log=collect_log,
             run_log_tail=run_tail,
         )
 
-    def _log(self, namespace: str, pod: str, container: str) -> str | None:
+    def log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        limit_bytes: int | None = None,
+        tail_lines: int | None = None,
+    ) -> str | None:
+        """A container's log (its first ``limit_bytes``, or its last ``tail_lines``); None when
+        the container never started or the pod is gone."""
+        kwargs: dict[str, Any] = {"container": container}
+        if limit_bytes:
+            kwargs["limit_bytes"] = limit_bytes
+        if tail_lines:
+            kwargs["tail_lines"] = tail_lines
         try:
-            return self.core.read_namespaced_pod_log(pod, namespace, container=container)
+            return self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
         except ApiException as exc:
-            if exc.status in (400, 404):  # container never started, or pod gone
+            if exc.status in (400, 404):
                 return None
             raise
 
     # --- writing ------------------------------------------------------------------------------
 
-    def apply(self, job: PluginJob, actions: list[Action]) -> None:
-        version = job.metadata.get("resourceVersion")
-        for action in actions:
-            if isinstance(action, PatchStatus):
-                version = self._patch_status(job, action.patch, version)
-                if action.event:
-                    self.event(job, action.event)
-            elif isinstance(action, Create):
-                self._create(action.manifest)
-            elif isinstance(action, Delete):
-                self._delete(job.namespace, action.kind, action.name)
-            elif isinstance(action, Warn):
+    def apply(
+        self, job: PluginJob, action: PatchStatus | Create | Delete | Warn, version: str | None
+    ) -> str | None:
+        """Apply one action; returns the job's resourceVersion after it (status patches move it)."""
+        if isinstance(action, PatchStatus):
+            version = self.patch_status(job, action.patch, version)
+            if action.event:
                 self.event(job, action.event)
+        elif isinstance(action, Create):
+            self._create(action.manifest)
+        elif isinstance(action, Delete):
+            self._delete(job.namespace, action.kind, action.name, action.grace)
+        else:
+            self.event(job, action.event)
+        return version
 
-    def _patch_status(self, job: PluginJob, patch: dict[str, Any], version: str | None) -> str:
+    def set_finalizer(self, job: PluginJob, finalizer: str, present: bool, version: str | None) -> str | None:
+        current = list(job.metadata.get("finalizers") or [])
+        wanted = [f for f in current if f != finalizer] + ([finalizer] if present else [])
+        if wanted == current:
+            return version
+        body: dict[str, Any] = {"metadata": {"finalizers": wanted}}
+        if version:
+            body["metadata"]["resourceVersion"] = version  # never clobber another's finalizer
+        try:
+            result = self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, job.namespace, "pluginjobs", job.name, body
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise Conflict(f"{job.key}: {exc.reason}") from exc
+            raise
+        return result["metadata"]["resourceVersion"]
+
+    def replace_secret(self, manifest: dict[str, Any], data: dict[str, str]) -> None:
+        """Create the Secret with ``data``; one left by an earlier attempt is replaced (never read)."""
+        body = {**manifest, "stringData": data}
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        for _ in range(3):
+            try:
+                self.core.create_namespaced_secret(namespace, body)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            self._delete(namespace, "Secret", name, None)
+        raise Conflict(f"Secret {namespace}/{name} keeps coming back")
+
+    def patch_status(self, job: PluginJob, patch: dict[str, Any], version: str | None) -> str:
         body: dict[str, Any] = {"status": patch}
         if version:
             body["metadata"] = {"resourceVersion": version}  # optimistic concurrency
@@ -144,14 +189,18 @@ class Kube:
             if exc.status != 409:  # already there: creation is idempotent by name
                 raise
 
-    def _delete(self, namespace: str, kind: str, name: str) -> None:
+    def _delete(self, namespace: str, kind: str, name: str, grace: int | None) -> None:
         delete = {
             "Pod": self.core.delete_namespaced_pod,
             "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
             "NetworkPolicy": self.networking.delete_namespaced_network_policy,
+            "Secret": self.core.delete_namespaced_secret,
         }[kind]
+        kwargs: dict[str, Any] = {"propagation_policy": "Background"}
+        if grace is not None:
+            kwargs["grace_period_seconds"] = grace
         try:
-            delete(name, namespace, propagation_policy="Background")
+            delete(name, namespace, **kwargs)
             log.info("deleted %s %s/%s", kind, namespace, name)
         except ApiException as exc:
             if exc.status != 404:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 
@@ -13,6 +14,7 @@ from .config import OperatorConfig
 from .engine import Engine
 from .kube import Kube, load_api_client
 from .leader import RENEW_SECONDS, LeaderLease
+from .storeops import StoreOps
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,13 @@ def _renew_forever(lease: LeaderLease, stop: threading.Event) -> None:
 
 def run(config: OperatorConfig | None = None) -> None:
     config = config or OperatorConfig.from_env()
+    if not config.store_endpoint:
+        raise SystemExit(
+            "kubecircus operator: KUBECIRCUS_STORE_ENDPOINT is not set (the chart's objectStore values)"
+        )
+    if config.store_ca_file:
+        with open(config.store_ca_file, encoding="ascii") as pem:
+            config = dataclasses.replace(config, store_ca_pem=pem.read())
     metrics.serve(config.metrics_port)
     api = load_api_client()
     stop = threading.Event()
@@ -43,7 +52,7 @@ def run(config: OperatorConfig | None = None) -> None:
         lease.wait_until_leader()
         threading.Thread(target=_renew_forever, args=(lease, stop), name="lease", daemon=True).start()
     metrics.LEADER.set(1)
-    engine = Engine(Kube(api), config)
+    engine = Engine(Kube(api), StoreOps(config), config)
     handlers.ENGINE = engine
     threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True).start()
     try:

@@ -16,6 +16,12 @@ class ContainerView:
     terminated_reason: str | None = None
     waiting_reason: str | None = None
     message: str | None = None
+    #: The image that runs, by digest (containerStatuses[].imageID).
+    image_id: str | None = None
+
+    @property
+    def terminated(self) -> bool:
+        return self.exit_code is not None
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class PodView:
                         terminated_reason=term.get("reason"),
                         waiting_reason=wait.get("reason"),
                         message=(term.get("message") or wait.get("message") or None),
+                        image_id=c.get("imageID") or None,
                     )
                 )
             return tuple(out)
@@ -68,7 +75,10 @@ class Children:
 
     pods: dict[str, PodView] = field(default_factory=dict)  # by role: stage, run, collect
     workspace: bool = False
+    #: The last run's workspace is still being deleted: a new one cannot be made yet.
+    workspace_terminating: bool = False
     policy: bool = False
-    #: stdout of the finished collect pod and the end of the plug-in's stdout.
-    collect_log: str | None = None
+    #: The end of the plug-in's stdout, once its pod finished.
     run_log_tail: str | None = None
+    #: results.json as stored by collect, when it is small enough to go into the status.
+    results: Any = None

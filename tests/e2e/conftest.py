@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from e2ekit import GROUP, SYSTEM, TOOLBOX, VERSION, Jobs
+from dicomfactory import SeriesSpec, write_series
+from e2ekit import GROUP, INPUTS, SYSTEM, TOOLBOX, VERSION, Jobs, bundled_store
 from kubetest import api_client, namespace
+from storetest import upload_folder
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +35,25 @@ def custom(k8s) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(k8s)
 
 
+@pytest.fixture(scope="session")
+def store(core):
+    """The bundled MinIO, as its admin (the tests upload inputs and read outputs with it)."""
+    return bundled_store(core)
+
+
+@pytest.fixture(scope="session")
+def sample_series(tmp_path_factory) -> Path:
+    """A small CT series: 6 slices of 16x16."""
+    folder = tmp_path_factory.mktemp("sample") / "s1"
+    write_series(SeriesSpec(rows=16, columns=16, slices=6), folder)
+    return folder
+
+
 @pytest.fixture
-def ns(core) -> Iterator[str]:
+def ns(core, store, sample_series) -> Iterator[str]:
+    """A fresh namespace whose sample series is uploaded under dicom/<namespace>/s1/."""
     with namespace(core, "e2e") as name:
+        upload_folder(store, sample_series, INPUTS, f"{name}/s1/")
         yield name
 
 

@@ -19,16 +19,25 @@ def events_for(core, ns, name):
     return [(e.type, e.reason) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)]
 
 
-def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, jobs, ns, make_plugin):
+def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, jobs, ns, make_plugin, store):
     plugin = make_plugin(GOOD, resultsSchema={"type": "object", "required": ["results"]})
     jobs.create("ok", plugin)
     status = jobs.wait("ok", {"Succeeded", "Failed"})
     assert status["phase"] == "Succeeded", status
     assert status["exitCode"] == 0 and status["progress"] == 1
-    assert status["outputs"]["results"] == json.loads(RESULTS)
-    files = {f["name"]: f for f in status["outputs"]["files"]}
+    outputs = status["outputs"]
+    assert outputs["results"] == json.loads(RESULTS)
+    assert (outputs["fileCount"], outputs["totalBytes"]) == (2, len(RESULTS) + 1 + 9)
+    manifest = json.loads(
+        store.get_object(bucket_name=outputs["bucket"], object_name=outputs["manifest"]).read()
+    )
+    files = {f["name"]: f for f in manifest["outputs"]}
     assert set(files) == {"results.json", "viz/slice.png"} and files["viz/slice.png"]["size"] == 9
-    assert "starting analysis" in status["logTail"]
+    png = store.get_object(bucket_name=outputs["bucket"], object_name=outputs["prefix"] + "out/viz/slice.png")
+    assert png.read() == b"fake-png\n" and png.headers["Content-Type"] == "image/png"
+    log = store.get_object(bucket_name=status["logRef"]["bucket"], object_name=status["logRef"]["key"]).read()
+    assert b"starting analysis" in log and "starting analysis" in status["logTail"]
+    assert [i["id"] for i in status["inputs"]] == [0] and status["inputs"][0]["size"] == [16, 16, 6]
     phases = [c["type"] for c in status["conditions"]]
     assert phases == ["Queued", "Staging", "Running", "Collecting", "Succeeded"]
     assert [c["status"] for c in status["conditions"]] == ["False"] * 4 + ["True"]
@@ -47,7 +56,9 @@ def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, job
 def test_the_plugin_sees_the_circus_layout_and_no_network(jobs, make_plugin):
     script = (
         "id -u; touch /circus/in/x 2>/dev/null && echo in-writable || echo in-readonly; "
-        "ls -d /circus/in /circus/out; "
+        "touch /etc/x 2>/dev/null && echo root-writable || echo root-readonly; "
+        "touch /tmp/x && echo tmp-writable; "
+        "ls /circus/in | tr '\\n' ' '; echo; "
         "cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>/dev/null && echo token || echo no-token; "
         "nc -w 2 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT -e /bin/true && echo net || echo no-net; "
         "echo '{}' > /circus/out/results.json"
@@ -58,13 +69,17 @@ def test_the_plugin_sees_the_circus_layout_and_no_network(jobs, make_plugin):
     lines = status["logTail"].split()
     assert lines[0] != "0"  # not root
     assert "in-readonly" in lines and "no-token" in lines and "no-net" in lines
+    assert "root-readonly" in lines and "tmp-writable" in lines
+    assert {"0.mhd", "0.raw", "0.json"} <= set(lines) and "manifest.json" not in lines
 
 
-def test_a_failing_plugin_fails_the_job_with_its_exit_code(jobs, make_plugin):
+def test_a_failing_plugin_fails_the_job_with_its_exit_code_and_its_log_is_kept(jobs, make_plugin, store):
     jobs.create("bad", make_plugin("echo cannot find lungs; exit 3"))
     status = jobs.wait("bad", {"Succeeded", "Failed"})
     assert (status["phase"], status["reason"], status["exitCode"]) == ("Failed", "ExitCode", 3)
     assert "cannot find lungs" in status["logTail"]
+    log = store.get_object(bucket_name=status["logRef"]["bucket"], object_name=status["logRef"]["key"]).read()
+    assert log == b"cannot find lungs\n"
 
 
 def test_missing_results_json_fails_the_job(jobs, make_plugin):

@@ -7,32 +7,7 @@ import urllib.request
 
 from kubernetes import client
 
-from e2ekit import SYSTEM
-
-
-def _operator_pods(core):
-    return [
-        p
-        for p in core.list_namespaced_pod(SYSTEM, label_selector="app.kubernetes.io/component=operator").items
-        if not p.metadata.deletion_timestamp
-    ]
-
-
-def _operator_pod(core):
-    pods = _operator_pods(core)
-    assert pods, "no operator pod"
-    return pods[0]
-
-
-def _wait_operator_ready(core, previous: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pod in _operator_pods(core):  # the replacement may not exist yet
-            ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-            if pod.metadata.name != previous and ready:
-                return
-        time.sleep(1)
-    raise AssertionError("the operator did not come back")
+from e2ekit import SYSTEM, operator_pod, operator_pods, wait_operator_ready
 
 
 def test_sigkill_while_running_still_finishes_the_job_exactly_once(core, jobs, ns, make_plugin):
@@ -42,9 +17,9 @@ def test_sigkill_while_running_still_finishes_the_job_exactly_once(core, jobs, n
     time.sleep(4)  # the plug-in pod is up
     run_pods = core.list_namespaced_pod(ns, label_selector="kubecircus.io/role=run").items
     assert len(run_pods) == 1
-    victim = _operator_pod(core).metadata.name
+    victim = operator_pod(core).metadata.name
     core.delete_namespaced_pod(victim, SYSTEM, grace_period_seconds=0)  # SIGKILL
-    _wait_operator_ready(core, victim)
+    wait_operator_ready(core, victim)
     status = jobs.wait("survivor", {"Succeeded", "Failed"})
     assert status["phase"] == "Succeeded", status
     assert [c["type"] for c in status["conditions"]].count("Succeeded") == 1
@@ -70,7 +45,7 @@ def test_finished_jobs_expire_after_the_history_ttl(jobs, make_plugin):
 
 
 def test_metrics_and_healthz(core):
-    pod = _operator_pod(core)
+    pod = operator_pod(core)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the pod IP, never a proxy
     base = f"http://{pod.status.pod_ip}:8080"
     assert opener.open(f"{base}/healthz", timeout=5).read() == b"ok\n"
@@ -86,7 +61,7 @@ def test_metrics_and_healthz(core):
 
 def test_exactly_one_replica_holds_the_lease(k8s, core):
     lease = client.CoordinationV1Api(k8s).read_namespaced_lease("kubecircus-operator", SYSTEM)
-    assert lease.spec.holder_identity == _operator_pod(core).metadata.name
+    assert lease.spec.holder_identity == operator_pod(core).metadata.name
 
 
 def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs, make_plugin):
@@ -94,7 +69,7 @@ def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs,
     apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 2}})
     try:
         deadline = time.monotonic() + 120
-        while len([p for p in _operator_pods(core) if p.status.phase == "Running"]) < 2:
+        while len([p for p in operator_pods(core) if p.status.phase == "Running"]) < 2:
             assert time.monotonic() < deadline, "the second replica did not start"
             time.sleep(1)
         time.sleep(3)
@@ -103,7 +78,7 @@ def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs,
             .read_namespaced_lease("kubecircus-operator", SYSTEM)
             .spec.holder_identity
         )
-        standby = next(p.metadata.name for p in _operator_pods(core) if p.metadata.name != holder)
+        standby = next(p.metadata.name for p in operator_pods(core) if p.metadata.name != holder)
         deadline = time.monotonic() + 30
         while "standby" not in core.read_namespaced_pod_log(standby, SYSTEM):
             assert time.monotonic() < deadline, "the second replica does not report standing by"

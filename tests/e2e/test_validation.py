@@ -94,5 +94,6 @@ def test_a_queued_job_may_still_be_edited(jobs, make_plugin):
     jobs.wait("first", {"Staging", "Running"})
     jobs.create("second", blocker, suspend=True)
     jobs.wait("second", {"Queued"})
-    jobs.patch("second", {"spec": {"inputs": [{"source": {"bucket": "fixed-bucket", "prefix": "s2/"}}]}})
-    assert jobs.get("second")["spec"]["inputs"][0]["source"]["bucket"] == "fixed-bucket"
+    fixed = {"bucket": "dicom", "prefix": f"{jobs.ns}/s1/fixed/"}
+    jobs.patch("second", {"spec": {"inputs": [{"source": fixed}]}})
+    assert jobs.get("second")["spec"]["inputs"][0]["source"] == fixed

@@ -15,6 +15,7 @@ from kubetest import CACHE_BIN
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kubecircus"
 HELM = CACHE_BIN / "helm"
+STORE = ["--set", "objectStore.endpoint=store.example:9000"]
 
 
 def helm(*args: str) -> str:
@@ -30,7 +31,7 @@ def test_generated_crds_are_current_in_both_places():
         assert (CHART / "crds" / name).read_text() == text, f"chart crds/{name} is stale: run `make crds`"
 
 
-@pytest.mark.parametrize("values", [[], ["-f", str(CHART / "values-local.yaml")]])
+@pytest.mark.parametrize("values", [STORE, ["-f", str(CHART / "values-local.yaml")]])
 def test_helm_lint_is_clean(values):
     out = helm("lint", "--strict", str(CHART), *values)
     assert "0 chart(s) failed" in out
@@ -44,15 +45,19 @@ def _render(*args: str) -> list[dict]:
 
 
 def test_rbac_is_least_privilege():
-    docs = _render()
+    docs = _render(*STORE)
     (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     for rule in cluster_role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-        assert not {"update", "patch"} & set(rule["verbs"]) or rule["resources"] == ["pluginjobs/status"], (
-            rule
-        )
+        assert "update" not in rule["verbs"], rule
+        # patch: the status, and the finalizer that deletes a job's outputs with it
+        assert "patch" not in rule["verbs"] or set(rule["resources"]) <= {
+            "pluginjobs/status",
+            "pluginjobs",
+        }, rule
     granted = {(r, v) for rule in cluster_role["rules"] for r in rule["resources"] for v in rule["verbs"]}
-    assert ("secrets", "get") not in granted and ("pluginjobs", "update") not in granted
+    # Secrets: only the step credentials it mints and deletes; it can read none
+    assert {v for r, v in granted if r == "secrets"} == {"create", "delete"}
     (role,) = [d for d in docs if d["kind"] == "Role"]
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
@@ -68,6 +73,7 @@ def test_values_are_validated_by_the_schema():
             str(CHART),
             "--kube-version",
             "1.34.0",
+            *STORE,
             "--set",
             "queue.maxConcurrentJobs=0",
         ],
@@ -79,19 +85,58 @@ def test_values_are_validated_by_the_schema():
 
 
 def test_minio_is_optional_and_its_keys_live_in_the_named_secret():
-    assert not [d for d in _render() if d["metadata"]["name"] == "kubecircus-minio"]
+    assert not [d for d in _render(*STORE) if d["metadata"]["name"] == "kubecircus-minio"]
     docs = _render("-f", str(CHART / "values-local.yaml"))
-    (secret,) = [d for d in docs if d["kind"] == "Secret"]
-    assert secret["metadata"]["name"] == "kubecircus-objectstore" and set(secret["data"]) == {
-        "accessKey",
-        "secretKey",
-    }
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert set(secrets) == {"kubecircus-objectstore", "kubecircus-store-operator"}
+    assert all(set(s["data"]) == {"accessKey", "secretKey"} for s in secrets.values())
     (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "kubecircus-minio"]
     assert service["spec"]["ports"][0]["port"] == 9000
 
 
+def _secret_users(docs: list[dict]) -> dict[str, set[str]]:
+    """Which workload mounts or reads which Secret."""
+    users: dict[str, set[str]] = {}
+    for doc in docs:
+        if doc["kind"] not in {"Deployment", "Job"}:
+            continue
+        spec = doc["spec"]["template"]["spec"]
+        names = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        for container in spec["containers"]:
+            names |= {
+                e["valueFrom"]["secretKeyRef"]["name"]
+                for e in container.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})
+            }
+        users[doc["metadata"]["name"]] = names
+    return users
+
+
+def test_the_store_admin_keys_reach_only_minio_and_the_setup_job():
+    users = _secret_users(_render("-f", str(CHART / "values-local.yaml")))
+    assert users["kubecircus-operator"] == {"kubecircus-store-operator"}
+    assert users["kubecircus-store-setup"] == {"kubecircus-objectstore", "kubecircus-store-operator"}
+    assert users["kubecircus-minio"] == {"kubecircus-objectstore"}
+
+
+def test_an_external_store_needs_an_endpoint():
+    done = subprocess.run(
+        [str(HELM), "template", "x", str(CHART), "--kube-version", "1.34.0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0 and "objectStore.endpoint is required" in done.stderr
+    (deployment,) = [d for d in _render(*STORE) if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        env["KUBECIRCUS_STORE_ENDPOINT"] == "store.example:9000"
+        and env["KUBECIRCUS_INPUT_BUCKETS"] == "dicom"
+    )
+
+
 def test_operator_pod_is_locked_down():
-    (deployment,) = [d for d in _render() if d["kind"] == "Deployment"]
+    (deployment,) = [d for d in _render(*STORE) if d["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True

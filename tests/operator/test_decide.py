@@ -1,84 +1,102 @@
-"""Table tests of the reconcile decision."""
+"""Table tests of the reconcile decision: phases, children, the namespace rule, deletion."""
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
-
 import pytest
 
-from kubecircus.operator.actions import Create, Delete, PatchStatus, Warn
+from kubecircus.operator.actions import (
+    Delete,
+    DeleteObjects,
+    MintCredentials,
+    SetFinalizer,
+    StoreLog,
+    Warn,
+)
 from kubecircus.operator.config import OperatorConfig
-from kubecircus.operator.decide import reconcile
+from kubecircus.operator.decide import FINALIZER
 from kubecircus.operator.observe import Children, ContainerView
-from kubecircus.operator.results import parse_collect_log
 
-from jobbuilders import JobBuilder, exited, plugin, pod
-
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-CONFIG = OperatorConfig(identity="test")
-
-
-NO_CHILDREN = Children()
-PLUGIN = plugin()
-
-
-def decide(job, children=NO_CHILDREN, plug=PLUGIN, config=CONFIG):
-    return reconcile(job, plug, children, config, NOW).actions
-
-
-def statuses(actions):
-    return [a.patch for a in actions if isinstance(a, PatchStatus)]
+from jobbuilders import (
+    CONFIG,
+    JobBuilder,
+    created_kinds,
+    decide,
+    deleted,
+    exited,
+    phase_of,
+    plugin,
+    pod,
+    statuses,
+)
 
 
-def phase_of(actions):
-    phases = [p.get("phase") for p in statuses(actions) if "phase" in p]
-    return phases[-1] if phases else None
-
-
-def created_kinds(actions):
-    return [(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in actions if isinstance(a, Create)]
-
-
-def collect_log(files=(), results: bytes | None = None, end=True):
-    lines = [f"FILE {len(data)} {'0' * 64} {name}" for name, data in files]
-    if results is not None:
-        lines += [f"RESULTS-SIZE {len(results)}", f"RESULTS64 {base64.b64encode(results).decode()}"]
-    return "\n".join(lines + (["END"] if end else [])) + "\n"
-
-
-def test_a_new_job_is_queued_with_a_condition_and_an_event():
-    (action,) = decide(JobBuilder().build())
-    assert action.patch["phase"] == "Queued" and action.patch["attempt"] == 0
-    assert action.patch["conditions"][-1] == {
+def test_a_new_job_gets_the_finalizer_and_is_queued_with_a_condition_and_an_event():
+    finalizer, queued = decide(JobBuilder().build())
+    assert finalizer == SetFinalizer(True)
+    assert queued.patch["phase"] == "Queued" and queued.patch["attempt"] == 0
+    assert queued.patch["conditions"][-1] == {
         "type": "Queued",
         "status": "True",
         "reason": "Submitted",
         "message": "waiting for a free slot",
         "lastTransitionTime": "2026-01-02T03:04:05Z",
     }
-    assert action.event.reason == "Submitted"
+    assert queued.event.reason == "Submitted"
 
 
 def test_queued_jobs_wait_for_the_scheduler():
     assert decide(JobBuilder().phase("Queued").build()) == []
 
 
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ({"bucket": "dicom", "prefix": "other-team/s1/"}, "read only keys under 'team/'"),
+        ({"bucket": "secrets", "prefix": "team/s1/"}, "bucket 'secrets' is not an input bucket"),
+        ({"bucket": "dicom", "prefix": "team/../other/"}, "'.'/'..'"),
+    ],
+)
+@pytest.mark.parametrize("phase", [None, "Queued"])
+def test_inputs_outside_the_namespace_fail_at_once(source, words, phase):
+    builder = JobBuilder(namespace="team").spec(
+        inputs=[{"source": {"bucket": "dicom", "prefix": "team/ok/"}}, {"source": source}]
+    )
+    if phase:
+        builder.phase(phase)
+    actions = decide(builder.build())
+    (patch,) = statuses(actions)
+    assert (patch["phase"], patch["reason"]) == ("Failed", "InputForbidden")
+    assert patch["message"].startswith("input 1: ") and words in patch["message"]
+    assert not created_kinds(actions) and not [a for a in actions if isinstance(a, MintCredentials)]
+
+
+def test_an_unpinned_image_is_refused_when_the_cluster_requires_digests():
+    config = OperatorConfig(identity="t", require_image_digest=True)
+    (patch,) = statuses(decide(JobBuilder().phase("Queued").build(), config=config))
+    assert patch["reason"] == "ImageNotPinned"
+    pinned = plugin(image="localhost/p@sha256:" + "a" * 64)
+    assert decide(JobBuilder().phase("Queued").build(), plug=pinned, config=config) == []
+
+
 def test_a_missing_plugin_fails_the_job_clearly():
-    actions = decide(JobBuilder(plugin="nope").phase("Queued").build(), plug=None)
+    actions = decide(JobBuilder(plugin="nope").phase("Queued").build(), no_plugin=True)
     (patch,) = statuses(actions)
     assert patch["phase"] == "Failed" and patch["reason"] == "PluginNotFound"
     assert "no Plugin named 'nope'" in patch["message"]
 
 
-def test_staging_creates_workspace_then_records_the_launch_before_the_pod():
-    actions = decide(JobBuilder().phase("Staging").build())
-    assert created_kinds(actions) == [
-        ("PersistentVolumeClaim", actions[0].manifest["metadata"]["name"]),
-        ("Pod", actions[2].manifest["metadata"]["name"]),
-    ]
-    assert isinstance(actions[1], PatchStatus) and actions[1].patch == {"launched": "Staging"}
+def test_staging_mints_credentials_then_records_the_launch_before_the_pod():
+    actions = decide(JobBuilder("j").phase("Staging").build())
+    assert [type(a).__name__ for a in actions] == ["Create", "MintCredentials", "PatchStatus", "Create"]
+    assert created_kinds(actions) == [("PersistentVolumeClaim", "j-ws"), ("Pod", "j-stage")]
+    mint = actions[1]
+    assert mint.manifest["metadata"]["name"] == "j-stage-store" and "dicom/team/s1/*" in mint.policy
+    assert mint.seconds == CONFIG.stage_deadline_seconds + 60
+    assert actions[2].patch == {"launched": "Staging"}
+
+
+def test_nothing_launches_while_the_last_workspace_is_being_deleted():
+    assert decide(JobBuilder("j").phase("Staging").build(), Children(workspace_terminating=True)) == []
 
 
 def test_the_isolation_policy_exists_before_the_plugin_pod():
@@ -89,33 +107,12 @@ def test_the_isolation_policy_exists_before_the_plugin_pod():
     assert created_kinds(second) == [("Pod", "j-run")]
 
 
-def test_the_plugin_pod_is_locked_down():
-    job = JobBuilder("j").phase("Running").spec(timeoutSeconds=99999).build()
-    actions = decide(job, Children(workspace=True, policy=True), plug=plugin(timeoutSeconds=600))
-    manifest = next(a.manifest for a in actions if isinstance(a, Create))
-    spec = manifest["spec"]
-    assert spec["automountServiceAccountToken"] is False and spec["activeDeadlineSeconds"] == 600
-    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
-    container = spec["containers"][0]
-    assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "privileged": False,
-    }
-    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    assert mounts["/circus/in"]["readOnly"] is True and not mounts["/circus/out"].get("readOnly")
-    assert manifest["metadata"]["ownerReferences"][0]["kind"] == "PluginJob"
-    assert [c["name"] for c in spec["initContainers"]] == ["prepare"]
-    (warning,) = [a for a in actions if isinstance(a, Warn)]  # the job asked for more than allowed
-    assert warning.event.reason == "TimeoutClamped" and "600" in warning.event.message
-
-
-def test_a_shorter_job_timeout_wins_silently():
-    job = JobBuilder("j").phase("Running").spec(timeoutSeconds=30).build()
-    actions = decide(job, Children(workspace=True, policy=True), plug=plugin(timeoutSeconds=600))
-    manifest = next(a.manifest for a in actions if isinstance(a, Create))
-    assert manifest["spec"]["activeDeadlineSeconds"] == 30
-    assert not [a for a in actions if isinstance(a, Warn)]
+def test_collecting_mints_write_only_credentials_for_this_job():
+    actions = decide(JobBuilder("j").phase("Collecting").build(), Children(workspace=True))
+    (mint,) = [a for a in actions if isinstance(a, MintCredentials)]
+    assert '"Action":["s3:PutObject","s3:AbortMultipartUpload"]' in mint.policy
+    assert "jobs/team/uid-" in mint.policy and "GetObject" not in mint.policy
+    assert created_kinds(actions) == [("Pod", "j-collect")]
 
 
 @pytest.mark.parametrize(
@@ -124,11 +121,6 @@ def test_a_shorter_job_timeout_wins_silently():
         (pod("j-run", "Failed", plugin=exited("plugin", 3)), "ExitCode", 3),
         (pod("j-run", "Failed", plugin=exited("plugin", 137, "OOMKilled")), "OOMKilled", 137),
         (pod("j-run", "Failed", reason="DeadlineExceeded"), "Timeout", None),
-        (
-            pod("j-run", "Failed", prepare=exited("prepare", 42, message="IsolationBreach: reached the API")),
-            "IsolationBreach",
-            None,
-        ),
         (
             pod("j-run", "Pending", plugin=ContainerView("plugin", waiting_reason="ErrImageNeverPull")),
             "ImageUnavailable",
@@ -141,28 +133,35 @@ def test_plugin_failures_fail_the_job_without_retry(run, reason, exit_code):
     actions = decide(job, Children(pods={"run": run}, workspace=True, policy=True, run_log_tail="oops\n"))
     (patch,) = statuses(actions)
     assert (patch["phase"], patch["reason"], patch.get("exitCode")) == ("Failed", reason, exit_code)
-    assert {(a.kind, a.name) for a in actions if isinstance(a, Delete)} == {
+    # the plug-in pod dies at once; the policy stays until no pod is left
+    assert deleted(actions) == {
+        ("Secret", "j-stage-store"),
+        ("Secret", "j-collect-store"),
         ("Pod", "j-run"),
         ("PersistentVolumeClaim", "j-ws"),
-        ("NetworkPolicy", "j-isolation"),
     }
+    assert Delete("Pod", "j-run", grace=0) in actions
+    ran = run.container("plugin") is not None and run.container("plugin").terminated
+    assert bool([a for a in actions if isinstance(a, StoreLog)]) == ran
 
 
-def test_plugin_success_moves_to_collecting_with_the_log_tail():
+def test_a_plugin_that_ran_has_its_log_stored_before_its_pod_goes_and_its_image_recorded():
+    main = ContainerView("plugin", exit_code=0, image_id="localhost/p@sha256:" + "b" * 64)
     job = JobBuilder("j").phase("Running", launched="Running").build()
-    actions = decide(
-        job,
-        Children(
-            pods={"run": pod("j-run", "Succeeded")},
-            workspace=True,
-            policy=True,
-            run_log_tail="found 2 lesions\n",
-        ),
+    children = Children(
+        pods={"run": pod("j-run", "Succeeded", plugin=main)},
+        workspace=True,
+        policy=True,
+        run_log_tail="found 2\n",
     )
-    (patch,) = statuses(actions)
-    assert (
-        patch["phase"] == "Collecting" and patch["exitCode"] == 0 and patch["logTail"] == "found 2 lesions\n"
-    )
+    actions = decide(job, children)
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds == ["StoreLog", "PatchStatus", "Delete"]
+    assert actions[0] == StoreLog("j-run", f"jobs/team/{job.uid}/plugin-log.txt")
+    patch = actions[1].patch
+    assert patch["phase"] == "Collecting" and patch["exitCode"] == 0 and patch["logTail"] == "found 2\n"
+    assert patch["pluginImageID"].endswith("b" * 64)
+    assert patch["logRef"] == {"bucket": "kubecircus", "key": f"jobs/team/{job.uid}/plugin-log.txt"}
 
 
 @pytest.mark.parametrize("reason", ["Evicted", "NodeLost"])
@@ -172,7 +171,7 @@ def test_infrastructure_failures_retry_up_to_the_limit(reason):
     actions = decide(job, children)
     (patch,) = statuses(actions)
     assert patch["attempt"] == 1 and patch["launched"] is None and "phase" not in patch
-    assert Delete("Pod", "j-run") in actions
+    assert Delete("Pod", "j-run", grace=0) in actions
     last = JobBuilder("k").phase("Running", launched="Running", attempt=CONFIG.max_attempts - 1).build()
     (final,) = statuses(decide(last, children))
     assert final["phase"] == "Failed" and final["reason"] == "InfrastructureFailure"
@@ -195,81 +194,30 @@ def test_a_vanished_pod_counts_as_lost_not_as_never_launched():
     assert patch["attempt"] == 1 and "vanished" in patch["message"]
 
 
-def test_cancel_from_any_active_phase_deletes_children():
+def test_cancel_from_any_active_phase_kills_the_pod_and_keeps_the_policy_until_it_is_gone():
     job = JobBuilder("j").phase("Running").spec(cancel=True).build()
     actions = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
     assert phase_of(actions) == "Cancelled"
-    assert Delete("Pod", "j-run") in actions and Delete("NetworkPolicy", "j-isolation") in actions
+    assert Delete("Pod", "j-run", grace=0) in actions and ("NetworkPolicy", "j-isolation") not in deleted(
+        actions
+    )
+    cancelled = JobBuilder("j").phase("Cancelled").spec(cancel=True).build()
+    assert decide(cancelled, Children(policy=True)) == [Delete("NetworkPolicy", "j-isolation")]
 
 
 def test_cancelled_from_queued():
     assert phase_of(decide(JobBuilder().phase("Queued").spec(cancel=True).build())) == "Cancelled"
 
 
-@pytest.mark.parametrize(
-    ("log", "schema", "reason"),
-    [
-        (collect_log([("a.png", b"x")]), None, "ResultsMissing"),
-        (collect_log([("results.json", b"{")], results=b"{"), None, "ResultsInvalid"),
-        (collect_log([("results.json", b"\xff")], results=b"\xff"), None, "ResultsInvalid"),
-        (
-            collect_log([("results.json", b'{"n": "x"}')], results=b'{"n": "x"}'),
-            {"type": "object", "properties": {"n": {"type": "integer"}}},
-            "ResultsInvalid",
-        ),
-        (
-            collect_log([("big.bin", b"x" * 2048), ("results.json", b"{}")], results=b"{}"),
-            None,
-            "OutputTooLarge",
-        ),
-    ],
-)
-def test_collect_failures(log, schema, reason):
-    job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
-    children = Children(pods={"collect": pod("j-collect", "Succeeded")}, workspace=True, collect_log=log)
-    extra = {"resultsSchema": schema} if schema else {}
-    config = OperatorConfig(identity="t", max_output_bytes=1024)
-    (patch,) = statuses(decide(job, children, plug=plugin(**extra), config=config))
-    assert (patch["phase"], patch["reason"]) == ("Failed", reason)
-
-
-def test_collect_success_records_outputs_and_inline_results():
-    results = json.dumps({"results": {"lesionCandidates": [{"x": 1}]}}).encode()
-    log = collect_log([("results.json", results), ("viz/slice.png", b"png")], results=results)
-    job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
-    children = Children(pods={"collect": pod("j-collect", "Succeeded")}, workspace=True, collect_log=log)
-    schema = {"type": "object", "required": ["results"]}
-    actions = decide(job, children, plug=plugin(resultsSchema=schema))
-    (patch,) = statuses(actions)
-    assert patch["phase"] == "Succeeded" and patch["progress"] == 1.0
-    assert patch["outputs"]["results"] == {"results": {"lesionCandidates": [{"x": 1}]}}
-    assert [f["name"] for f in patch["outputs"]["files"]] == ["results.json", "viz/slice.png"]
-    assert Delete("PersistentVolumeClaim", "j-ws") in actions
-
-
-def test_an_incomplete_collect_report_is_retried():
-    job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
-    children = Children(
-        pods={"collect": pod("j-collect", "Succeeded")},
-        workspace=True,
-        collect_log=collect_log([("results.json", b"{}")], results=b"{}", end=False),
-    )
-    (patch,) = statuses(decide(job, children))
-    assert patch["attempt"] == 1
-
-
-def test_parse_collect_log_keeps_spaces_in_names():
-    report = parse_collect_log("FILE 3 " + "a" * 64 + " my file.txt\nEND\n")
-    assert report.files == [{"name": "my file.txt", "size": 3, "sha256": "a" * 64}] and report.complete
-
-
-def test_resubmit_requeues_a_failed_job_once():
+def test_resubmit_requeues_a_failed_job_once_and_forgets_its_old_outputs():
     job = (
         JobBuilder("j").phase("Failed", reason="ExitCode", exitCode=3).annotate("kubecircus.io/resubmit", "1")
     )
     actions = decide(job.build())
     (patch,) = statuses(actions)
     assert patch["phase"] == "Queued" and patch["resubmitted"] == "1" and patch["exitCode"] is None
+    assert patch["logRef"] is None and patch["inputs"] is None
+    assert DeleteObjects(f"jobs/team/{job.build().uid}/") in actions
     again = job.status(resubmitted="1").build()
     assert statuses(decide(again)) == []
 
@@ -283,5 +231,27 @@ def test_resubmit_of_a_cancelled_job_needs_cancel_false():
 def test_finished_jobs_only_clean_up():
     job = JobBuilder("j").phase("Succeeded").build()
     assert decide(job, Children(pods={"collect": pod("j-collect", "Succeeded")})) == [
-        Delete("Pod", "j-collect")
+        Delete("Pod", "j-collect", grace=0)
     ]
+
+
+def _deleting(builder: JobBuilder) -> JobBuilder:
+    builder.body["metadata"]["deletionTimestamp"] = "2026-01-02T03:04:00Z"
+    builder.body["metadata"]["finalizers"] = [FINALIZER]
+    return builder
+
+
+def test_deleting_a_running_job_kills_its_pod_first_then_deletes_outputs_and_the_finalizer():
+    job = _deleting(JobBuilder("j").phase("Running")).build()
+    first = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
+    assert first == [Delete("Pod", "j-run", grace=0), Delete("PersistentVolumeClaim", "j-ws")]
+    gone = decide(job, Children(policy=True))
+    assert gone[0] == Delete("NetworkPolicy", "j-isolation")
+    assert gone[-2:] == [DeleteObjects(f"jobs/team/{job.uid}/"), SetFinalizer(False)]
+    assert not statuses(gone)
+
+
+def test_a_deleted_job_without_the_finalizer_is_left_alone():
+    builder = _deleting(JobBuilder("j").phase("Succeeded"))
+    builder.body["metadata"]["finalizers"] = ["someone-else/keep"]
+    assert decide(builder.build()) == []

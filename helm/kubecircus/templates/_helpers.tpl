@@ -15,3 +15,30 @@ app.kubernetes.io/component: operator
 {{- define "kubecircus.operatorImage" -}}
 {{ .Values.operator.image.repository }}:{{ .Values.operator.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{- define "kubecircus.workerImage" -}}
+{{ .Values.jobs.workerImage.repository }}:{{ .Values.jobs.workerImage.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- /* host:port of the object store: the configured one, or the bundled MinIO's Service. */ -}}
+{{- define "kubecircus.storeEndpoint" -}}
+{{- if .Values.objectStore.endpoint -}}
+{{ .Values.objectStore.endpoint }}
+{{- else if .Values.minio.enabled -}}
+kubecircus-minio.{{ .Release.Namespace }}.svc:9000
+{{- else -}}
+{{ fail "objectStore.endpoint is required when minio.enabled is false" }}
+{{- end -}}
+{{- end -}}
+
+{{- /* The object store's location, for the operator and the set-up Job. */ -}}
+{{- define "kubecircus.storeEnv" -}}
+- {name: KUBECIRCUS_STORE_ENDPOINT, value: {{ include "kubecircus.storeEndpoint" . | quote }}}
+- {name: KUBECIRCUS_STORE_SECURE, value: {{ .Values.objectStore.secure | quote }}}
+- {name: KUBECIRCUS_STORE_REGION, value: {{ .Values.objectStore.region | quote }}}
+- {name: KUBECIRCUS_STORE_BUCKET, value: {{ .Values.objectStore.bucket | quote }}}
+- {name: KUBECIRCUS_INPUT_BUCKETS, value: {{ join "," .Values.objectStore.inputBuckets | quote }}}
+{{- if .Values.objectStore.caSecret }}
+- {name: KUBECIRCUS_STORE_CA_FILE, value: /var/run/kubecircus/store-ca/ca.crt}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,206 @@
+"""Decisions inside the active phases: launching each step's pod and judging how it ended. Pure.
+
+The trusted steps are judged by the worker contract (``kubecircus.worker.report``): a job fault
+(``InputInvalid``, ``OutputTooLarge``, ...) fails the job with the step's message; an outage or
+crash of the step is an infrastructure retry. The plug-in is judged by its container alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubecircus.objectstore import layout, policy
+from kubecircus.worker.report import JOB_FAULTS, Report, decode
+
+from . import builders
+from .actions import Create, Delete, Event, MintCredentials, PatchStatus, Plan, StoreLog, Warn
+from .api import Phase
+from .observe import IMAGE_UNAVAILABLE, PodView
+from .transitions import (
+    Situation,
+    effective_timeout,
+    fail,
+    finish,
+    forget_credentials,
+    retry,
+    timestamp,
+    transition,
+)
+
+LOG_TAIL_BYTES = 4096
+INPUT_FIELDS = ("id", "fingerprint", "cacheHit", "size", "spacing", "bytes", "seconds")
+
+
+def launch(s: Situation, phase: Phase, role: str) -> Plan:
+    job, config = s.job, s.config
+    if job.status.launched == phase.value:
+        return retry(s, phase, role, f"pod {builders.child_name(job, role)} vanished")
+    if job.status.retry_after and timestamp(s.now) < job.status.retry_after:
+        return Plan()  # backing off after an infrastructure failure
+    assert s.plugin is not None
+    if s.children.workspace_terminating:
+        return Plan()  # the previous run's workspace is going; the next event continues
+    plan = Plan()
+    if not s.children.workspace:
+        plan.add(Create(builders.workspace_claim(job, config)))
+    if phase == Phase.STAGING:
+        inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
+        plan.add(
+            MintCredentials(
+                builders.credentials_secret(job, "stage"),
+                policy.stage_policy(job.namespace, inputs, config.store_bucket),
+                config.stage_deadline_seconds + 60,
+            )
+        )
+        manifest = builders.stage_pod(job, config)
+    elif phase == Phase.RUNNING:
+        if not s.children.policy:  # the deny-all policy must exist before the plug-in pod
+            return plan.add(Create(builders.isolation_policy(job)))
+        manifest = builders.run_pod(job, s.plugin, config, effective_timeout(job, s.plugin))
+        if job.spec.timeout_seconds and job.spec.timeout_seconds > s.plugin.spec.timeout_seconds:
+            plan.add(
+                Warn(
+                    Event(
+                        "Warning",
+                        "TimeoutClamped",
+                        f"spec.timeoutSeconds {job.spec.timeout_seconds} is above the plug-in's "
+                        f"{s.plugin.spec.timeout_seconds}; the plug-in's limit applies",
+                    )
+                )
+            )
+    else:
+        plan.add(
+            MintCredentials(
+                builders.credentials_secret(job, "collect"),
+                policy.collect_policy(job.namespace, job.uid, config.store_bucket),
+                config.collect_deadline_seconds + 60,
+            )
+        )
+        manifest = builders.collect_pod(job, s.plugin, config)
+    return plan.add(PatchStatus({"launched": phase.value}), Create(manifest))
+
+
+def step_report(pod: PodView, step: str) -> Report | None:
+    """The finished step's report; None until the pod has ended (its phase is final: a
+    container's end shows in the pod status a moment before the pod's own phase)."""
+    if pod.phase not in ("Succeeded", "Failed"):
+        return None
+    container = pod.container(step)
+    if container is None or not container.terminated:  # killed before it ran (deadline, eviction)
+        return decode(step, None, pod.message or pod.reason or "")
+    return decode(step, container.exit_code, container.message)
+
+
+def _step_failed(s: Situation, phase: Phase, role: str, pod: PodView, report: Report) -> Plan:
+    if report.reason in JOB_FAULTS:
+        return fail(s, report.reason, report.message)
+    if pod.reason == "DeadlineExceeded":
+        deadline = pod.message or "its deadline"
+        return retry(s, phase, role, f"the {role} step ran past its deadline ({deadline})")
+    return retry(s, phase, role, f"the {role} step did not finish: {report.reason}: {report.message}")
+
+
+def staging(s: Situation, pod: PodView) -> Plan:
+    report = step_report(pod, "stage")
+    if report is None:
+        return Plan()
+    if not report.ok or pod.phase != "Succeeded":
+        return _step_failed(s, Phase.STAGING, "stage", pod, report)
+    inputs = [
+        {k: item[k] for k in INPUT_FIELDS if k in item}
+        for item in report.details.get("inputs", [])
+        if isinstance(item, dict)
+    ]
+    return Plan().add(
+        *forget_credentials(s.job, "stage"),
+        transition(
+            s.job,
+            Phase.RUNNING,
+            s.now,
+            "Staged",
+            report.message or "inputs staged",
+            {"launched": None, "inputs": inputs},
+        ),
+        Delete("Pod", pod.name),
+    )
+
+
+def run_log_tail(log: str) -> str:
+    data = log.encode("utf-8", "replace")[-LOG_TAIL_BYTES:]
+    return data.decode("utf-8", "ignore")
+
+
+def running(s: Situation, pod: PodView) -> Plan:
+    plugin = s.plugin
+    assert plugin is not None
+    prepare, main = pod.container("prepare"), pod.container("plugin")
+    if prepare is not None and prepare.terminated and prepare.exit_code != 0:
+        report = decode("prepare", prepare.exit_code, prepare.message)
+        if report.reason in JOB_FAULTS:
+            return fail(s, report.reason, report.message)
+        return retry(s, Phase.RUNNING, "run", f"prepare did not finish: {report.message}")
+    if main and main.waiting_reason in IMAGE_UNAVAILABLE:
+        return fail(s, "ImageUnavailable", f"plug-in image {plugin.spec.image}: {main.waiting_reason}")
+    if pod.phase not in ("Succeeded", "Failed"):
+        return Plan()
+    ran = main is not None and main.terminated
+    extra: dict[str, Any] = {"logTail": s.children.run_log_tail}
+    plan = Plan()
+    if ran:
+        assert main is not None
+        key = layout.job_prefix(s.job.namespace, s.job.uid) + layout.PLUGIN_LOG
+        plan.add(StoreLog(pod.name, key))  # before the pod and its log are gone
+        extra.update(
+            exitCode=main.exit_code,
+            pluginImageID=main.image_id,
+            logRef={"bucket": s.config.store_bucket, "key": key},
+        )
+    if pod.phase == "Succeeded":
+        return plan.add(
+            transition(
+                s.job,
+                Phase.COLLECTING,
+                s.now,
+                "PluginSucceeded",
+                "collecting outputs",
+                {**extra, "launched": None},
+            ),
+            Delete("Pod", pod.name),
+        )
+    if pod.reason == "DeadlineExceeded":
+        return plan.add(
+            *fail(
+                s, "Timeout", f"the plug-in ran longer than {effective_timeout(s.job, plugin)} s", extra
+            ).actions
+        )
+    if main and main.terminated_reason == "OOMKilled":
+        return plan.add(*fail(s, "OOMKilled", "the plug-in exceeded its memory limit", extra).actions)
+    if not ran:
+        return retry(
+            s,
+            Phase.RUNNING,
+            "run",
+            f"the plug-in pod failed before the plug-in ran: {pod.reason or ''} {pod.message or ''}",
+        )
+    assert main is not None
+    return plan.add(*fail(s, "ExitCode", f"the plug-in exited with code {main.exit_code}", extra).actions)
+
+
+def collecting(s: Situation, pod: PodView) -> Plan:
+    report = step_report(pod, "collect")
+    if report is None:
+        return Plan()
+    if not report.ok or pod.phase != "Succeeded":
+        return _step_failed(s, Phase.COLLECTING, "collect", pod, report)
+    files, total = int(report.details.get("files", 0)), int(report.details.get("bytes", 0))
+    prefix = layout.job_prefix(s.job.namespace, s.job.uid)
+    outputs: dict[str, Any] = {
+        "bucket": s.config.store_bucket,
+        "prefix": prefix,
+        "manifest": prefix + layout.MANIFEST,
+        "fileCount": files,
+        "totalBytes": total,
+    }
+    if isinstance(s.children.results, dict):
+        outputs["results"] = s.children.results
+    return finish(s, Phase.SUCCEEDED, "Completed", f"{files} files, {total} bytes", {"outputs": outputs})

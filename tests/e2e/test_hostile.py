@@ -1,0 +1,196 @@
+"""Hostile plug-ins on the real cluster: each ends with its own reason, no connection succeeds,
+nothing they point at leaves the sandbox."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+
+import pytest
+from kubernetes import client
+
+from e2ekit import GROUP, SYSTEM, VERSION
+from kubetest import API_SERVICE_IP, DNS_SERVICE_IP, NODE_IP
+
+HOSTILE_IMAGE = "localhost/kubecircus/hostile:dev"
+FINISHED = {"Succeeded", "Failed"}
+
+
+@pytest.fixture
+def hostile(custom):
+    """Register a Plugin running hostile.py with ``args``; deleted after the test."""
+    names: list[str] = []
+
+    def make(*args: str, **spec) -> str:
+        name = f"hostile-{uuid.uuid4().hex[:6]}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Plugin",
+            "metadata": {"name": name},
+            "spec": {
+                "image": HOSTILE_IMAGE,
+                "version": "1.0.0",
+                # resolve only a cluster name (the local DNS never forwards, but be explicit)
+                "command": ["env", "HOSTILE_RESOLVE=kubernetes.default", "python3", "/hostile.py"],
+                "args": list(args),
+                "timeoutSeconds": 120,
+                **spec,
+            },
+        }
+        custom.create_cluster_custom_object(GROUP, VERSION, "plugins", body)
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "plugins", name)
+
+
+class Listener:
+    """A TCP listener on the node that stands for the outside world; counts connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((NODE_IP, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.5)
+        self.accepted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"{NODE_IP}:{self.sock.getsockname()[1]}"
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def _operator_pod_ip(core) -> str:
+    pods = core.list_namespaced_pod(SYSTEM, label_selector="app.kubernetes.io/component=operator").items
+    return next(p.status.pod_ip for p in pods if p.status.pod_ip and not p.metadata.deletion_timestamp)
+
+
+def _store_addresses(core) -> list[str]:
+    service = core.read_namespaced_service("kubecircus-minio", SYSTEM)
+    pods = core.list_namespaced_pod(SYSTEM, label_selector="app.kubernetes.io/component=minio").items
+    return [f"{service.spec.cluster_ip}:9000", *[f"{p.status.pod_ip}:9000" for p in pods if p.status.pod_ip]]
+
+
+def _out_keys(store, status) -> list[str]:
+    prefix = status.get("outputs", {}).get("prefix") or ""
+    uid_prefix = status["logRef"]["key"].rsplit("/", 1)[0] + "/out/" if status.get("logRef") else prefix
+    return [
+        o.object_name for o in store.list_objects(bucket_name="kubecircus", prefix=uid_prefix, recursive=True)
+    ]
+
+
+def test_every_door_stays_closed_to_a_plugin_trying_them_all(jobs, core, hostile, store):
+    outside = Listener()
+    try:
+        targets = [
+            *_store_addresses(core),
+            f"{API_SERVICE_IP}:443",
+            f"{NODE_IP}:6443",
+            f"{NODE_IP}:10250",
+            f"{DNS_SERVICE_IP}:53/udp",
+            f"{DNS_SERVICE_IP}:53",
+            f"{_operator_pod_ip(core)}:8080",
+            outside.address,
+        ]
+        jobs.create("net", hostile("net", *targets))
+        status = jobs.wait("net", FINISHED)
+    finally:
+        outside.close()
+    assert status["phase"] == "Succeeded", status
+    attempts = status["outputs"]["results"]["results"]["attempts"]
+    tried = {a["target"] for a in attempts}
+    assert set(targets) <= tried and "kubernetes.default" in " ".join(tried)
+    assert [a for a in attempts if a["outcome"] in {"connected", "answered"}] == []
+    assert outside.accepted == 0
+
+
+def test_writes_outside_out_are_refused(jobs, hostile):
+    jobs.create("writer", hostile("write-outside"))
+    status = jobs.wait("writer", FINISHED)
+    assert status["phase"] == "Succeeded", status
+    writes = status["outputs"]["results"]["results"]["writes"]
+    assert writes and [w for w in writes if w["outcome"] == "written"] == []
+
+
+def test_symlinks_to_secrets_fail_the_job_and_are_never_followed(jobs, hostile, store):
+    secret = "/var/run/kubecircus/store/secretKey"
+    jobs.create("links", hostile("symlink", "/proc/self/environ", f"creds={secret}"))
+    status = jobs.wait("links", FINISHED)
+    assert (status["phase"], status["reason"]) == ("Failed", "OutputInvalid"), status
+    assert "symbolic link" in status["message"]
+    assert _out_keys(store, status) == []  # nothing of out/ was uploaded
+
+
+@pytest.mark.parametrize(
+    ("args", "spec", "reason", "words"),
+    [
+        (("exit", "1"), {}, "ExitCode", "exited with code 1"),
+        (("oom", "512"), {"resources": {"limits": {"memory": "96Mi"}}}, "OOMKilled", "memory limit"),
+        (("sleep", "300"), {"timeoutSeconds": 8}, "Timeout", "longer than 8 s"),
+        (("bad-results", "not-json"), {}, "ResultsInvalid", "not JSON"),
+        (
+            ("bad-results", "schema"),
+            {"resultsSchema": {"properties": {"results": {"type": "object"}}}},
+            "ResultsInvalid",
+            "schema",
+        ),
+        (("bomb", "bytes", "4096"), {}, "OutputTooLarge", "more than"),
+        (("bomb", "deep", "200"), {}, "OutputInvalid", "nest deeper"),
+    ],
+)
+def test_each_misbehaviour_ends_with_its_own_reason(jobs, hostile, store, args, spec, reason, words):
+    name = f"h-{args[0]}"
+    jobs.create(name, hostile(*args, **spec))
+    status = jobs.wait(name, FINISHED, timeout=240)
+    assert (status["phase"], status["reason"]) == ("Failed", reason), status
+    assert words in status["message"]
+    assert _out_keys(store, status) == []
+
+
+def test_an_extra_policy_that_opens_egress_is_caught_before_the_plugin_runs(k8s, jobs, ns, hostile, store):
+    """A namespace where someone allowed plug-in pods out: prepare finds the open doors."""
+    client.NetworkingV1Api(k8s).create_namespaced_network_policy(
+        ns,
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "careless-allow-egress"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
+        },
+    )
+    jobs.create("breach", hostile("exit", "0"))
+    status = jobs.wait("breach", FINISHED)
+    assert (status["phase"], status["reason"]) == ("Failed", "IsolationBreach"), status
+    assert "open: connected" in status["message"] or "DNS answer" in status["message"]
+    assert status.get("exitCode") is None and not status.get("logRef")  # the plug-in never started
+
+
+def test_outputs_stay_summarised_in_the_status(jobs, hostile, store):
+    jobs.create("many", hostile("bomb", "files", "400"))
+    status = jobs.wait("many", FINISHED)
+    assert status["phase"] == "Succeeded", status
+    assert status["outputs"]["fileCount"] == 401 and "files" not in status["outputs"]
+    manifest = json.loads(
+        store.get_object(bucket_name="kubecircus", object_name=status["outputs"]["manifest"]).read()
+    )
+    assert len(manifest["outputs"]) == 401

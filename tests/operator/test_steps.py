@@ -1,0 +1,159 @@
+"""Table tests of how each step's end is judged: the worker contract, read back by the operator."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubecircus.operator.actions import Delete, PatchStatus
+from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.worker.report import Report, encode
+
+from jobbuilders import JobBuilder, decide, pod, statuses
+
+INPUT = {
+    "id": 0,
+    "fingerprint": "f" * 64,
+    "cacheHit": True,
+    "size": [4, 4, 2],
+    "spacing": [1, 1, 2],
+    "bytes": 9,
+    "seconds": 0.1,
+}
+
+
+def reported(step: str, report: Report) -> ContainerView:
+    return ContainerView(step, exit_code=report.exit_code, message=encode(report))
+
+
+def _staging(container: ContainerView, phase: str = "Succeeded", reason: str | None = None):
+    job = JobBuilder("j").phase("Staging", launched="Staging").build()
+    return decide(
+        job, Children(pods={"stage": pod("j-stage", phase, reason, stage=container)}, workspace=True)
+    )
+
+
+def test_a_staged_job_records_its_inputs_and_forgets_the_stage_credentials():
+    actions = _staging(
+        reported("stage", Report("stage", message="staged 1 volumes", details={"inputs": [INPUT]}))
+    )
+    assert actions[0] == Delete("Secret", "j-stage-store")
+    (patch,) = statuses(actions)
+    assert patch["phase"] == "Running" and patch["inputs"] == [INPUT]
+
+
+@pytest.mark.parametrize(
+    ("report", "phase", "pod_reason", "outcome"),
+    [
+        (
+            Report("stage", "InputInvalid", "input 0 (s3://dicom/team/s/): IM3.dcm is truncated"),
+            "Failed",
+            None,
+            "InputInvalid",
+        ),
+        (Report("stage", "Unavailable", "the object store was unavailable"), "Failed", None, "retry"),
+        (Report("stage", "Error", "KeyError: x"), "Failed", None, "retry"),
+        (None, "Failed", "DeadlineExceeded", "retry"),
+    ],
+)
+def test_stage_failures_are_the_inputs_fault_or_retried(report, phase, pod_reason, outcome):
+    container = reported("stage", report) if report else ContainerView("stage")
+    actions = _staging(container, phase, pod_reason)
+    (patch,) = statuses(actions)
+    if outcome == "retry":
+        assert patch["attempt"] == 1 and "phase" not in patch
+        assert Delete("Pod", "j-stage", grace=0) in actions
+    else:
+        assert (patch["phase"], patch["reason"]) == ("Failed", outcome)
+        assert patch["message"] == report.message
+
+
+def test_an_outage_never_fails_a_job_before_max_attempts():
+    outage = reported("stage", Report("stage", "Unavailable", "down"))
+    for attempt in range(2):
+        job = JobBuilder("j").phase("Staging", launched="Staging", attempt=attempt).build()
+        (patch,) = statuses(decide(job, Children(pods={"stage": pod("j-stage", "Failed", stage=outage)})))
+        assert "phase" not in patch
+    job = JobBuilder("j").phase("Staging", launched="Staging", attempt=2).build()
+    (patch,) = statuses(decide(job, Children(pods={"stage": pod("j-stage", "Failed", stage=outage)})))
+    assert (patch["phase"], patch["reason"]) == ("Failed", "InfrastructureFailure")
+
+
+@pytest.mark.parametrize(
+    ("reason", "retried"),
+    [("IsolationBreach", False), ("WorkspaceInvalid", False), ("Unavailable", True), ("Error", True)],
+)
+def test_prepare_failures(reason, retried):
+    prepare = reported("prepare", Report("prepare", reason, f"{reason}: details"))
+    job = JobBuilder("j").phase("Running", launched="Running").build()
+    actions = decide(
+        job, Children(pods={"run": pod("j-run", "Failed", prepare=prepare)}, workspace=True, policy=True)
+    )
+    (patch,) = statuses(actions)
+    if retried:
+        assert patch["attempt"] == 1
+    else:
+        assert (patch["phase"], patch["reason"], patch["message"]) == ("Failed", reason, f"{reason}: details")
+
+
+def _collecting(container: ContainerView, results=None):
+    job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
+    children = Children(
+        pods={
+            "collect": pod(
+                "j-collect", "Succeeded" if container.exit_code == 0 else "Failed", collect=container
+            )
+        },
+        workspace=True,
+        results=results,
+    )
+    return job, decide(job, children)
+
+
+def test_collect_success_records_a_bounded_summary_and_inline_results():
+    done = Report(
+        "collect", message="2 files, 40 bytes", details={"files": 2, "bytes": 40, "resultsBytes": 30}
+    )
+    job, actions = _collecting(reported("collect", done), results={"results": {"lesionCandidates": []}})
+    (patch,) = statuses(actions)
+    assert patch["phase"] == "Succeeded" and patch["progress"] == 1.0
+    assert patch["outputs"] == {
+        "bucket": "kubecircus",
+        "prefix": f"jobs/team/{job.uid}/",
+        "manifest": f"jobs/team/{job.uid}/manifest.json",
+        "fileCount": 2,
+        "totalBytes": 40,
+        "results": {"results": {"lesionCandidates": []}},
+    }
+    assert (
+        Delete("PersistentVolumeClaim", "j-ws") in actions and Delete("Secret", "j-collect-store") in actions
+    )
+
+
+@pytest.mark.parametrize("reason", ["OutputTooLarge", "OutputInvalid", "ResultsMissing", "ResultsInvalid"])
+def test_collect_refusals_fail_the_job_with_their_reason(reason):
+    _, actions = _collecting(reported("collect", Report("collect", reason, "out/x is a symbolic link")))
+    (patch,) = statuses(actions)
+    assert (patch["phase"], patch["reason"], patch["message"]) == (
+        "Failed",
+        reason,
+        "out/x is a symbolic link",
+    )
+
+
+def test_a_garbled_collect_report_is_judged_by_its_exit_code():
+    _, actions = _collecting(ContainerView("collect", exit_code=6, message="Traceback ..."))
+    (patch,) = statuses(actions)
+    assert patch["reason"] == "OutputTooLarge" and "no report" in patch["message"]
+
+
+def test_a_crashed_collect_step_is_retried():
+    _, actions = _collecting(ContainerView("collect", exit_code=137, message=""))
+    (patch,) = statuses(actions)
+    assert patch["attempt"] == 1 and isinstance(PatchStatus(patch), PatchStatus)
+
+
+def test_a_step_is_judged_only_once_its_pod_has_ended():
+    """The container's end shows in the pod status a moment before the pod's phase does."""
+    done = reported("stage", Report("stage", details={"inputs": [INPUT]}))
+    assert _staging(done, phase="Running") == []
+    assert statuses(_staging(done))[0]["phase"] == "Running"
