@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help deps venv lint test test-unit test-go test-converter bench clean
+.PHONY: help deps venv lint test test-unit test-go test-converter bench bench-staging bench-orchestration clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,8 +32,8 @@ test: venv lint test-go cluster-up ## lint, start the cluster, deploy the chart,
 	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"
 	$(BIN)/pytest
 
-test-unit: venv lint ## only the tests that need no cluster
-	$(BIN)/pytest -m "not cluster"
+test-unit: venv lint ## only the tests that need neither the cluster nor a MinIO binary
+	$(BIN)/pytest -m "not cluster and not store"
 
 test-go: ## unit tests of the cluster's Go parts (the NetworkPolicy enforcer)
 	cd hack/cluster/kube && go vet ./netpol/ && go test ./netpol/
@@ -43,6 +43,12 @@ test-converter: venv ## only the converter's tests
 
 bench: venv ## converter benchmark against dcm2niix and SimpleITK (takes minutes)
 	$(BIN)/python benchmarks/bench_convert.py
+
+bench-staging: venv ## P4: the stage step against a plain parallel download from MinIO (needs the MinIO binary: make cluster-up)
+	$(BIN)/python benchmarks/bench_staging.py
+
+bench-orchestration: venv deploy ## P2: a no-op PluginJob against a bare pod on the local cluster
+	$(BIN)/python benchmarks/bench_orchestration.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

@@ -11,6 +11,7 @@ import queue
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -131,11 +132,14 @@ def _element_type(plan: ConversionPlan) -> str:
     return type_for_values(stats)
 
 
-def _write_raw(plan: ConversionPlan, element_type: str, path: Path) -> str:
+def _write_raw(
+    plan: ConversionPlan, element_type: str, path: Path, tee: Callable[[bytes], None] | None = None
+) -> str:
     """Stream the slices into ``path``; returns the sha256 of what was written.
 
     Hashing and writing run in a second thread (both release the GIL), overlapping the decoding
-    of the next slice. Only a few slices are ever in memory.
+    of the next slice. Only a few slices are ever in memory. ``tee`` also gets every chunk, in
+    order, from that thread (e.g. an upload running while the volume is written).
     """
     digest = hashlib.sha256()
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
@@ -146,6 +150,8 @@ def _write_raw(plan: ConversionPlan, element_type: str, path: Path) -> str:
             while (chunk := chunks.get()) is not None:
                 digest.update(chunk)
                 out.write(chunk)
+                if tee is not None:
+                    tee(chunk)
         except BaseException as exc:  # handed to the main thread
             failure.append(exc)
             while chunks.get() is not None:  # drain so the producer never blocks
@@ -167,7 +173,11 @@ def _write_raw(plan: ConversionPlan, element_type: str, path: Path) -> str:
 
 
 def write_volume(
-    plan: ConversionPlan, outdir: str | os.PathLike[str], *, volume_id: int = 0
+    plan: ConversionPlan,
+    outdir: str | os.PathLike[str],
+    *,
+    volume_id: int = 0,
+    tee: Callable[[bytes], None] | None = None,
 ) -> ConversionResult:
     """Write ``{id}.raw``, ``{id}.json`` and ``{id}.mhd`` into ``outdir``; all three or none.
 
@@ -181,7 +191,7 @@ def write_volume(
     moved: list[Path] = []
     try:
         element_type = _element_type(plan)
-        raw_sha256 = _write_raw(plan, element_type, staging / names["raw"])
+        raw_sha256 = _write_raw(plan, element_type, staging / names["raw"], tee)
         dump = series_dump([s.dataset for s in plan.slices], plan.keep_private)
         (staging / names["json"]).write_text(json.dumps(dump, ensure_ascii=False, indent=1) + "\n", "utf-8")
         (staging / names["mhd"]).write_text(mhd_header(plan.geometry, element_type, names["raw"]), "ascii")

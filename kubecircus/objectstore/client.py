@@ -159,19 +159,27 @@ class HashingReader:
         return data
 
 
-def download(store: Minio, bucket: str, key: str, target: Path) -> str:
-    """Stream one object into ``target``; returns its sha256 (hex)."""
-    digest = hashlib.sha256()
-    response = store.get_object(bucket_name=bucket, object_name=key)
+def download(store: Minio, bucket: str, key: str, target: Path, etag: str | None = None) -> str:
+    """Stream one object into ``target``; returns its sha256 (hex).
+
+    With ``etag`` the store sends the object only if it is still that version (If-Match): what
+    arrives is what was listed, even if someone overwrites the object meanwhile (S3 error
+    PreconditionFailed otherwise); the sha256 is then skipped (the ETag names the content) and
+    "" returned.
+    """
+    digest = hashlib.sha256() if etag is None else None
+    headers = {"If-Match": etag if etag.startswith('"') else f'"{etag}"'} if etag else None
+    response = store.get_object(bucket_name=bucket, object_name=key, request_headers=headers)
     try:
         with target.open("wb") as out:
             for chunk in response.stream(CHUNK):
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 out.write(chunk)
     finally:
         response.close()
         response.release_conn()
-    return digest.hexdigest()
+    return digest.hexdigest() if digest is not None else ""
 
 
 def read_small(store: Minio, bucket: str, key: str, limit: int) -> bytes | None:

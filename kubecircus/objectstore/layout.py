@@ -53,7 +53,7 @@ def input_refusal(namespace: str, bucket: str, prefix: str, input_buckets: tuple
             f"{where}: jobs in namespace '{namespace}' read only keys under '{namespace}/' "
             f"(upload the series to s3://{bucket}/{namespace}/...)"
         )
-    if _UNSAFE_PREFIX.search(prefix) or any(part in {".", ".."} for part in prefix.split("/")):
+    if _UNSAFE_PREFIX.search(prefix) or any(part.strip() in {".", ".."} for part in prefix.split("/")):
         return f"{where}: the prefix holds wildcard, control or '.'/'..' path segments"
     if "//" in prefix:
         return f"{where}: the prefix holds an empty path segment ('//')"

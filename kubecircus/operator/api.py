@@ -185,6 +185,9 @@ class Outputs(CamelModel):
     manifest: str | None = Field(
         None, description="Key of manifest.json: every output file with size, sha256 and content type."
     )
+    manifest_sha256: str | None = Field(
+        None, alias="manifestSha256", description="sha256 of manifest.json as collect stored it."
+    )
     file_count: int | None = Field(None, description="Files the plug-in wrote to out/.")
     total_bytes: int | None = Field(None, description="Their total size in bytes.")
     results: dict[str, Any] | None = Field(

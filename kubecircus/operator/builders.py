@@ -204,7 +204,11 @@ def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
     task = {
         "namespace": job.namespace,
         "inputs": [i.source.model_dump(by_alias=True) | _selection(i) for i in job.spec.inputs],
-        "limits": {"retry_seconds": config.store_retry_seconds},
+        # never more DICOM than the scratch space holds: beyond it, a clear refusal, not ENOSPC
+        "limits": {
+            "retry_seconds": config.store_retry_seconds,
+            "max_input_bytes": quantity_bytes(config.scratch_size),
+        },
     }
     mounts = [{"name": "workspace", "mountPath": "/ws"}, {"name": "scratch", "mountPath": "/scratch"}]
     container = _worker("stage", config, task, mounts, store=True)
@@ -315,3 +319,14 @@ def collect_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[
 
 def outputs_prefix(job: PluginJob) -> str:
     return layout.job_prefix(job.namespace, job.uid)
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes quantity as bytes: '8Gi' → 8589934592."""
+    for unit, factor in _UNITS.items():
+        if quantity.endswith(unit):
+            return int(float(quantity[: -len(unit)]) * factor)
+    return int(float(quantity))

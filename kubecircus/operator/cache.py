@@ -7,12 +7,27 @@ killed mid-way); they go once they are an hour old.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from kubecircus.objectstore import layout
 
 ORPHAN_AGE = timedelta(hours=1)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+ENTRY_FILES = frozenset({*layout.CACHE_FILES, layout.COMPLETE})
+
+
+def classify(key: str) -> tuple[str, str, str]:
+    """What an object under ``cache/`` is: ("entry", entry prefix, file name), ("alias", key, "")
+    or ("junk", key, "") — anything the stage step would never write (stage credentials can
+    write under cache/<ns>/, so the sweep deletes whatever does not fit the layout)."""
+    parts = key.split("/")
+    if len(parts) == 4 and parts[0] == "cache" and _HEX64.match(parts[3]) and parts[2] == "listings":
+        return "alias", key, ""
+    if len(parts) == 4 and parts[0] == "cache" and _HEX64.match(parts[2]) and parts[3] in ENTRY_FILES:
+        return "entry", "/".join(parts[:3]) + "/", parts[3]
+    return "junk", key, ""
 
 
 @dataclass(frozen=True)

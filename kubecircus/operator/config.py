@@ -114,6 +114,11 @@ class OperatorConfig:
         if not config.pod_ip and env.get("POD_IP"):
             values["pod_ip"] = env["POD_IP"]
         config = cls(**values)  # type: ignore[arg-type]
+        if config.store_bucket in config.input_bucket_names:
+            raise ValueError(
+                f"KUBECIRCUS_INPUT_BUCKETS names kubecircus's own bucket {config.store_bucket!r}: a "
+                "namespace called 'jobs' or 'cache' could then read every tenant's outputs"
+            )
         if config.max_concurrent_jobs < 1 or config.max_attempts < 1:
             raise ValueError("KUBECIRCUS_MAX_CONCURRENT_JOBS and KUBECIRCUS_MAX_ATTEMPTS must be at least 1")
         return config

@@ -52,9 +52,9 @@ def reconcile(
     if job.spec.cancel:
         return finish(s, Phase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
     if phase in (None, Phase.QUEUED):
-        refusal = _refusal(s)
-        if refusal:
-            return fail(s, *refusal)
+        why = refusal(s)
+        if why:
+            return fail(s, *why)
     if phase is None:
         return Plan().add(
             SetFinalizer(True),
@@ -79,8 +79,9 @@ def reconcile(
     return judge[phase](s, pod)
 
 
-def _refusal(s: Situation) -> tuple[str, str] | None:
-    """Why a job that has not started may never run (checked before it is queued and admitted)."""
+def refusal(s: Situation) -> tuple[str, str] | None:
+    """Why a job may never run: checked while it waits and again when its inputs are staged
+    (inputs stay editable while a job is Queued)."""
     buckets = s.config.input_bucket_names
     for index, item in enumerate(s.job.spec.inputs):
         why = layout.input_refusal(s.job.namespace, item.source.bucket, item.source.prefix, buckets)

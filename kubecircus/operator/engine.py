@@ -116,10 +116,12 @@ class Engine:
             report = decode("collect", container.exit_code, container.message) if container else None
             size = report.details.get("resultsBytes") if report and report.ok else None
             if isinstance(size, int) and size <= config.max_inline_results_bytes:
-                children = dataclasses.replace(
-                    children,
-                    results=self.store.results(job.namespace, job.uid, config.max_inline_results_bytes),
-                )
+                try:
+                    results = self.store.results(job.namespace, job.uid, config.max_inline_results_bytes)
+                except Exception as exc:  # inline results are a convenience: the job goes on
+                    log.warning("%s: results.json not read for the status (%s)", job.key, exc)
+                    results = None
+                children = dataclasses.replace(children, results=results)
         return children
 
     def _apply(self, job: PluginJob, actions: list[Action]) -> None:

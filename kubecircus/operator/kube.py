@@ -99,17 +99,21 @@ class Kube:
     ) -> str | None:
         """A container's log (its first ``limit_bytes``, or its last ``tail_lines``); None when
         the container never started or the pod is gone."""
-        kwargs: dict[str, Any] = {"container": container}
+        kwargs: dict[str, Any] = {"container": container, "_preload_content": False}
         if limit_bytes:
             kwargs["limit_bytes"] = limit_bytes
         if tail_lines:
             kwargs["tail_lines"] = tail_lines
         try:
-            return self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
+            response = self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
         except ApiException as exc:
             if exc.status in (400, 404):
                 return None
             raise
+        try:  # a plug-in's bytes, not necessarily UTF-8: never let them break a decision
+            return response.data.decode("utf-8", "replace")
+        finally:
+            response.release_conn()
 
     # --- writing ------------------------------------------------------------------------------
 

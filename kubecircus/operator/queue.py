@@ -68,13 +68,20 @@ def _completed(job: PluginJob) -> str:
 
 
 def expired(jobs: list[PluginJob], now: datetime, ttl_seconds: int, history_size: int) -> list[PluginJob]:
-    """Finished jobs to delete: older than the TTL, or beyond the newest ``history_size``."""
+    """Finished jobs to delete: older than the TTL, or beyond the newest ``history_size`` of
+    their namespace (per namespace: one tenant's many jobs never push out another's — deleting a
+    job deletes its outputs)."""
     finished = sorted(
         (j for j in jobs if j.status.phase in {p.value for p in FINISHED_PHASES}),
         key=_completed,
         reverse=True,
     )
-    doomed = {j.key: j for j in finished[history_size:]}
+    doomed: dict[str, PluginJob] = {}
+    kept: Counter[str] = Counter()
+    for job in finished:
+        kept[job.namespace] += 1
+        if kept[job.namespace] > history_size:
+            doomed[job.key] = job
     if ttl_seconds > 0:
         cutoff = (now - timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
         doomed.update({j.key: j for j in finished if _completed(j) < cutoff})

@@ -38,11 +38,21 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
     if job.status.retry_after and timestamp(s.now) < job.status.retry_after:
         return Plan()  # backing off after an infrastructure failure
     assert s.plugin is not None
+    if phase == Phase.STAGING:  # inputs may have been edited while Queued: the rule again, now
+        from .decide import refusal
+
+        why = refusal(s)
+        if why:
+            return fail(s, *why)
     if s.children.workspace_terminating:
         return Plan()  # the previous run's workspace is going; the next event continues
     plan = Plan()
     if not s.children.workspace:
         plan.add(Create(builders.workspace_claim(job, config)))
+    if phase == Phase.STAGING and not s.children.policy:
+        # made with the workspace: the enforcer has the whole staging step to apply it, so the
+        # plug-in pod's isolation proof passes in its first round
+        plan.add(Create(builders.isolation_policy(job)))
     if phase == Phase.STAGING:
         inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
         plan.add(
@@ -186,13 +196,18 @@ def running(s: Situation, pod: PodView) -> Plan:
     return plan.add(*fail(s, "ExitCode", f"the plug-in exited with code {main.exit_code}", extra).actions)
 
 
+def _count(value: Any) -> int:
+    """A number from a report, which may come from a pod a tenant imitated: never trusted to parse."""
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
 def collecting(s: Situation, pod: PodView) -> Plan:
     report = step_report(pod, "collect")
     if report is None:
         return Plan()
     if not report.ok or pod.phase != "Succeeded":
         return _step_failed(s, Phase.COLLECTING, "collect", pod, report)
-    files, total = int(report.details.get("files", 0)), int(report.details.get("bytes", 0))
+    files, total = _count(report.details.get("files")), _count(report.details.get("bytes"))
     prefix = layout.job_prefix(s.job.namespace, s.job.uid)
     outputs: dict[str, Any] = {
         "bucket": s.config.store_bucket,
@@ -201,6 +216,8 @@ def collecting(s: Situation, pod: PodView) -> Plan:
         "fileCount": files,
         "totalBytes": total,
     }
+    if isinstance(report.details.get("manifestSha256"), str):
+        outputs["manifestSha256"] = report.details["manifestSha256"][:64]
     if isinstance(s.children.results, dict):
         outputs["results"] = s.children.results
     return finish(s, Phase.SUCCEEDED, "Completed", f"{files} files, {total} bytes", {"outputs": outputs})

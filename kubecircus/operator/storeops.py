@@ -22,10 +22,14 @@ from kubecircus.objectstore.client import (
     read_small,
 )
 
-from .cache import CacheEntry, expired_aliases, plan_expiry
+from .cache import CacheEntry, classify, expired_aliases, plan_expiry
 from .config import OperatorConfig
 
 log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(ConnectionError):
+    """The store answered, but not with what kubecircus needs now; the next round tries again."""
 
 
 def store_config(config: OperatorConfig) -> StoreConfig:
@@ -47,11 +51,15 @@ class StoreOps:
         self.bucket = config.store_bucket
 
     def mint(self, policy: str, seconds: int, session: str) -> dict[str, str]:
-        return sts.mint(self.store_config, self.credentials, policy, seconds, session).secret_data()
+        try:
+            return sts.mint(self.store_config, self.credentials, policy, seconds, session).secret_data()
+        except ValueError as exc:  # the STS endpoint's own error answer (e.g. 5xx while it starts)
+            raise StoreUnavailable(f"STS AssumeRole failed: {exc}") from exc
 
     def put_log(self, key: str, text: str | None, cap: int) -> None:
+        """``text`` was read with ``cap + 1`` bytes at most: more than ``cap`` means it was cut."""
         data = (text or "").encode("utf-8", "replace")
-        if len(data) >= cap:
+        if len(data) > cap:
             data = data[:cap] + f"\n[kubecircus: the log was cut at {cap} bytes]\n".encode()
         put_bytes(self.client, self.bucket, key, data, "text/plain; charset=utf-8")
 
@@ -60,9 +68,9 @@ class StoreOps:
         key = layout.output_key(namespace, uid, "results.json")
         try:
             data = read_small(self.client, self.bucket, key, limit)
-        except ValueError:
-            return None  # larger than the inline limit
-        return json.loads(data) if data is not None else None
+            return json.loads(data) if data is not None else None
+        except ValueError:  # larger than the inline limit, or no longer what collect checked
+            return None
 
     def delete_prefix(self, prefix: str) -> int:
         count = delete_prefix(self.client, self.bucket, prefix)
@@ -74,16 +82,18 @@ class StoreOps:
         first), and aliases that point at deleted entries. Returns how many entries went."""
         entries: dict[str, CacheEntry] = {}
         aliases: dict[str, datetime] = {}
+        junk: list[str] = []
         for obj in self.client.list_objects(bucket_name=self.bucket, prefix="cache/", recursive=True):
-            parts = obj.object_name.split("/")
-            if len(parts) != 4:
-                continue
-            if parts[2] == "listings":
-                aliases[obj.object_name] = obj.last_modified or now
-                continue
-            prefix = "/".join(parts[:3]) + "/"
-            entry = entries.get(prefix) or CacheEntry(prefix)
-            entries[prefix] = entry.add(parts[3], obj.size, obj.last_modified or now)
+            kind, key, name = classify(obj.object_name)
+            if kind == "alias":
+                aliases[key] = obj.last_modified or now
+            elif kind == "entry":
+                entry = entries.get(key) or CacheEntry(key)
+                entries[key] = entry.add(name, obj.size, obj.last_modified or now)
+            else:
+                junk.append(key)
+        for key in junk:
+            self.client.remove_object(bucket_name=self.bucket, object_name=key)
         doomed = plan_expiry(
             list(entries.values()), now, self.config.cache_max_age_seconds, self.config.cache_max_bytes
         )

@@ -9,6 +9,7 @@ presence means the outputs are complete. Credentials allow writing this job's pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import os
@@ -43,11 +44,18 @@ def parse_results(data: bytes, schema: dict[str, Any] | None) -> Any:
         raise OutputRefused("ResultsInvalid", f"results.json is not UTF-8 (byte {exc.start})") from None
     except ValueError as exc:
         raise OutputRefused("ResultsInvalid", bounded(f"results.json is not JSON: {exc}", 300)) from None
+    except RecursionError:
+        raise OutputRefused(
+            "ResultsInvalid", "results.json nests deeper than a JSON reader follows"
+        ) from None
     if schema:
         import jsonschema
 
         validator_class = jsonschema.validators.validator_for(schema)
-        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(results))
+        try:
+            error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(results))
+        except RecursionError:
+            raise OutputRefused("ResultsInvalid", "results.json nests too deep to check") from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise OutputRefused(
@@ -57,9 +65,30 @@ def parse_results(data: bytes, schema: dict[str, Any] | None) -> Any:
     return results
 
 
+#: Content types stored as such; anything a browser would run (HTML, SVG, scripts) is stored as
+#: application/octet-stream, so outputs served from the store can never act as a web page.
+SAFE_TYPES = frozenset(
+    {
+        "application/json",
+        "application/pdf",
+        "application/dicom",
+        "application/gzip",
+        "application/zip",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/tiff",
+        "image/bmp",
+        "text/plain",
+        "text/csv",
+        "video/mp4",
+    }
+)
+
+
 def content_type(name: str) -> str:
     guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
+    return guessed if guessed in SAFE_TYPES else "application/octet-stream"
 
 
 def _read_results(root: Path, files: list[OutputFile], limit: int) -> tuple[OutputFile, bytes]:
@@ -131,6 +160,8 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path) -> Rep
     retrying(
         lambda: put_bytes(store, bucket, key, body, "application/json"), budget, "uploading the manifest"
     )
+    # recorded in the job's status by the operator: anyone can check the stored manifest later
+    manifest_sha256 = hashlib.sha256(body).hexdigest()
     return Report(
         "collect",
         message=f"{len(listed)} files, {total} bytes",
@@ -139,5 +170,6 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path) -> Rep
             "files": len(listed),
             "bytes": total,
             "resultsBytes": results_file.size,
+            "manifestSha256": manifest_sha256,
         },
     )

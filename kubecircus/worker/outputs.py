@@ -61,6 +61,8 @@ def _check_name(relative: str) -> None:
     if _FORBIDDEN_NAME.search(relative):
         shown = relative.encode("unicode_escape").decode()[:200]
         raise OutputRefused("OutputInvalid", f"out/{shown}: file names may not hold control characters")
+    if any(part.strip() in {".", ".."} for part in relative.split("/")):
+        raise OutputRefused("OutputInvalid", f"out/{relative[:200]}: '.' and '..' are not usable names")
     if len(encoded) > MAX_KEY_BYTES:
         raise OutputRefused(
             "OutputInvalid", f"out/{relative[:100]}...: path longer than {MAX_KEY_BYTES} bytes"
@@ -89,9 +91,18 @@ class _Walk:
         self.total = 0
 
     def names(self, fd: int, parents: tuple[str, ...]) -> list[str]:
+        """The folder's names, counted as they are read (a folder of millions stops early)."""
+        names: list[str] = []
         try:
             with os.scandir(fd) as listing:
-                return sorted(e.name for e in listing)
+                for entry in listing:
+                    names.append(entry.name)
+                    if self.entries + len(names) > self.limits.max_files:
+                        raise OutputRefused(
+                            "OutputTooLarge",
+                            f"out/ holds more than {self.limits.max_files} files and folders",
+                        )
+            return names
         except PermissionError:
             where = "/".join(parents) or "."
             raise OutputRefused(

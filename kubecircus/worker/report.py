@@ -18,6 +18,7 @@ code  reason                meaning
 7     OutputInvalid         out/ holds a link, special file, unreadable or unusable name
 8     ResultsMissing        no out/results.json (fails)
 9     ResultsInvalid        results.json is not UTF-8 JSON, too big, or against the schema
+10    InputForbidden        an input outside the job's namespace (the operator checks first)
 70    Error                 the step failed unexpectedly (a bug or a misconfiguration)
 75    Unavailable           the object store was unreachable (an infrastructure retry)
 ====  ====================  ==========================================================
@@ -46,6 +47,7 @@ EXIT_CODES = {
     "OutputInvalid": 7,
     "ResultsMissing": 8,
     "ResultsInvalid": 9,
+    "InputForbidden": 10,
     ERROR: 70,
     UNAVAILABLE: 75,
 }

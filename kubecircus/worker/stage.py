@@ -21,18 +21,16 @@ with ``InputInvalid`` and the converter's one-line message.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from minio import Minio
+from minio.error import S3Error
 
 from kubecircus.converter import (
     CONVERTER_VERSION,
@@ -42,12 +40,11 @@ from kubecircus.converter import (
     write_volume,
 )
 from kubecircus.converter.errors import NoImagesError
-from kubecircus.converter.mhd import retarget
-from kubecircus.objectstore import layout
-from kubecircus.objectstore.client import download, put_bytes, read_small, retrying, unavailable, upload
+from kubecircus.objectstore.client import download, retrying
 
+from .cache import VolumeCache, dump
 from .report import Report
-from .workspace import file_digest, reset_workspace, write_manifest
+from .workspace import reset_workspace, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -88,42 +85,48 @@ class Stager:
     def __init__(
         self, store: Minio, bucket: str, namespace: str, limits: Limits, workspace: Path, scratch: Path
     ):
-        self.store, self.bucket, self.namespace, self.limits = store, bucket, namespace, limits
+        self.store, self.limits = store, limits
         self.inputs_dir = workspace / "in"
         self.workspace, self.scratch = workspace, scratch
+        self.cache = VolumeCache(store, bucket, namespace, self._retry)
 
     def _retry(self, call, what: str):
         return retrying(call, self.limits.retry_seconds, what)
 
     # --- one input ----------------------------------------------------------------------------
 
-    def stage(self, item: Input) -> dict[str, Any]:
+    def stage(self, item: Input) -> tuple[dict[str, Any], dict[str, str]]:
+        """Stage one input; returns its details for the report and the sha256 of its in/ files."""
         started = time.monotonic()
         objects = self._list(item)
         digest = listing_digest(item, objects)
-        alias = self._retry(
-            lambda: read_small(self.store, self.bucket, layout.listing_key(self.namespace, digest), 4096),
-            "reading the cache alias",
-        )
-        if alias is not None:
-            key = json.loads(alias).get("key", "")
-            entry = self._fetch_cached(item, key) if key else None
-            if entry is not None:
-                return self._detail(item, key, entry, True, entry["bytes"], started)
+        key = self.cache.alias(digest)
+        found = self.cache.fetch(key, item.volume_id, self.inputs_dir) if key else None
+        if key and found:
+            entry, digests = found
+            return self._detail(
+                item, key, entry, True, sum(f["size"] for f in entry["files"].values()), started
+            ), digests
         folder = self.scratch / str(item.volume_id)
         try:
-            headers, digests, fetched = self._download(item, objects, folder)
+            headers, sums, fetched = self._download(item, objects, folder)
             plan = self._plan(item, headers, len(objects))
-            key = content_key(plan.fingerprint, [digests[h.path] for h in plan.slices])
-            entry = self._fetch_cached(item, key)
-            hit = entry is not None
-            if entry is None:
-                result = write_volume(plan, self.inputs_dir, volume_id=item.volume_id)
-                entry = self._store_cache(key, result)
+            key = content_key(plan.fingerprint, [sums[h.path] for h in plan.slices])
+            found = self.cache.fetch(key, item.volume_id, self.inputs_dir)
+            hit = found is not None
+            if found is None:
+                raw = self.cache.stream_raw(key)  # the upload overlaps the conversion
+                try:
+                    result = write_volume(plan, self.inputs_dir, volume_id=item.volume_id, tee=raw.feed)
+                except BaseException:
+                    raw.abort()
+                    raise
+                found = self.cache.add(key, result, raw_sent=raw.close())
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self._store_alias(digest, key)
-        return self._detail(item, key, entry, hit, fetched, started)
+        self.cache.remember(digest, key)
+        entry, digests = found
+        return self._detail(item, key, entry, hit, fetched, started), digests
 
     def _list(self, item: Input) -> list[Any]:
         listed = self._retry(
@@ -157,29 +160,35 @@ class Stager:
         return objects
 
     def _download(self, item: Input, objects: list[Any], folder: Path):
-        """Download in parallel, reading each header as soon as its file is complete."""
+        """Download in parallel; this thread reads each header as soon as its file is complete
+        (one parser, so the downloads do not contend for the interpreter lock)."""
         folder.mkdir(parents=True, exist_ok=True)
         headers, digests, fetched = [], {}, 0
-        lock = threading.Lock()
 
-        def one(n: int, obj: Any):
+        def one(n: int, obj: Any) -> tuple[Path, str, int]:
             path = folder / local_name(n, obj.object_name[len(item.prefix) :])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sha = self._retry(
-                lambda: download(self.store, item.bucket, obj.object_name, path),
-                f"downloading {obj.object_name}",
-            )
-            header = read_header(path)
-            with lock:
-                digests[path] = sha
-            return header, obj.size
+            try:
+                self._retry(
+                    lambda: download(self.store, item.bucket, obj.object_name, path, etag=obj.etag),
+                    f"downloading {obj.object_name}",
+                )
+            except S3Error as exc:
+                if exc.code == "PreconditionFailed":
+                    raise InputRefused(
+                        f"input {item.volume_id}: {obj.object_name} changed while the series was being "
+                        "staged; run the job again once the upload is complete"
+                    ) from None
+                raise
+            return path, f"{obj.etag}:{obj.size}", obj.size
 
         with ThreadPoolExecutor(self.limits.downloads, thread_name_prefix="download") as pool:
             futures = [pool.submit(one, n, obj) for n, obj in enumerate(objects)]
             try:
                 for future in as_completed(futures):
-                    header, size = future.result()
+                    path, sha, size = future.result()
+                    digests[path] = sha
                     fetched += size
+                    header = read_header(path)
                     if header is not None:
                         headers.append(header)
             except BaseException:
@@ -195,120 +204,6 @@ class Stager:
                 "upload the series' .dcm files (DICOM Part 10) under that prefix",
             )
         return plan_from_headers(headers, series_uid=item.series_uid, slice_range=item.slice_range)
-
-    def _fetch_cached(self, item: Input, key: str) -> dict[str, Any] | None:
-        """Lay out a complete cache entry as ``in/{id}.*``; None when there is none (or it is bad)."""
-        prefix = layout.cache_prefix(self.namespace, key)
-        marker = self._retry(
-            lambda: read_small(self.store, self.bucket, prefix + layout.COMPLETE, 1 << 16),
-            "reading the cache",
-        )
-        if marker is None:
-            return None
-        entry = json.loads(marker)
-        vid = item.volume_id
-        targets = {"volume.raw": f"{vid}.raw", "volume.json": f"{vid}.json", "volume.mhd": f"{vid}.mhd"}
-        self.inputs_dir.mkdir(parents=True, exist_ok=True)
-        for name, target in targets.items():
-            path = self.inputs_dir / target
-            sha = self._retry(
-                lambda name=name, path=path: download(self.store, self.bucket, prefix + name, path),
-                f"fetching {name} from the cache",
-            )
-            if sha != entry["files"][name]["sha256"]:
-                log.warning("cache entry %s: %s does not match its marker; converting again", key, name)
-                for other in targets.values():
-                    (self.inputs_dir / other).unlink(missing_ok=True)
-                return None
-        mhd = self.inputs_dir / targets["volume.mhd"]
-        mhd.write_text(retarget(mhd.read_text("ascii"), targets["volume.raw"]), "ascii")
-        entry["bytes"] = sum(f["size"] for f in entry["files"].values())
-        self._touch(prefix, entry)
-        return entry
-
-    def _touch(self, prefix: str, entry: dict[str, Any]) -> None:
-        """Rewrite the marker: its age is the entry's time since last use, for expiry."""
-        marker = {k: v for k, v in entry.items() if k != "bytes"}
-        marker["used"] = now()
-        try:
-            put_bytes(self.store, self.bucket, prefix + layout.COMPLETE, dump(marker), "application/json")
-        except Exception as exc:  # an old-looking entry only expires sooner
-            log.warning("could not refresh the cache marker %s: %s", prefix, exc)
-
-    def _store_cache(self, key: str, result: Any) -> dict[str, Any]:
-        prefix = layout.cache_prefix(self.namespace, key)
-        vid = result.volume_id
-        files = {
-            "volume.raw": self.inputs_dir / f"{vid}.raw",
-            "volume.json": self.inputs_dir / f"{vid}.json",
-        }
-        mhd = retarget(result.mhd.read_text("ascii"), "volume.raw").encode("ascii")
-        entry: dict[str, Any] = {
-            "key": key,
-            "converter": CONVERTER_VERSION,
-            "seriesUID": result.series_uid,
-            "size": list(result.size),
-            "spacing": [round(s, 6) for s in result.spacing],
-            "elementType": result.element_type,
-            "files": {
-                name: {"size": p.stat().st_size, "sha256": file_digest(p)} for name, p in files.items()
-            },
-            "created": now(),
-        }
-        entry["files"]["volume.mhd"] = {"size": len(mhd), "sha256": hashlib.sha256(mhd).hexdigest()}
-        entry["bytes"] = sum(f["size"] for f in entry["files"].values())
-        try:
-            with ThreadPoolExecutor(2, thread_name_prefix="upload") as pool:
-                jobs = [
-                    pool.submit(self._upload_file, prefix + name, path, info)
-                    for name, path in files.items()
-                    for info in [entry["files"][name]]
-                ]
-                jobs.append(
-                    pool.submit(
-                        self._retry,
-                        lambda: put_bytes(self.store, self.bucket, prefix + "volume.mhd", mhd, "text/plain"),
-                        "uploading volume.mhd",
-                    )
-                )
-                for job in jobs:
-                    job.result()
-            marker = {k: v for k, v in entry.items() if k != "bytes"}
-            self._retry(
-                lambda: put_bytes(
-                    self.store, self.bucket, prefix + layout.COMPLETE, dump(marker), "application/json"
-                ),
-                "completing the cache entry",
-            )
-        except Exception as exc:  # the volume is laid out; caching is only a saving
-            if not unavailable(exc):
-                log.warning("could not store cache entry %s: %s", key, exc)
-            else:
-                log.warning("object store unavailable; cache entry %s not stored", key)
-        return entry
-
-    def _upload_file(self, key: str, path: Path, info: dict[str, Any]) -> None:
-        def call() -> None:
-            with path.open("rb") as source:
-                if (
-                    upload(self.store, self.bucket, key, source, info["size"], "application/octet-stream")
-                    != info["sha256"]
-                ):
-                    raise OSError(f"{path} changed while it was uploaded")
-
-        self._retry(call, f"uploading {key}")
-
-    def _store_alias(self, digest: str, key: str) -> None:
-        try:
-            put_bytes(
-                self.store,
-                self.bucket,
-                layout.listing_key(self.namespace, digest),
-                dump({"key": key}),
-                "application/json",
-            )
-        except Exception as exc:
-            log.warning("could not store the cache alias: %s", exc)
 
     def _detail(self, item: Input, key: str, entry: dict[str, Any], hit: bool, size: int, started: float):
         return {
@@ -337,24 +232,19 @@ def listing_digest(item: Input, objects: list[Any]) -> str:
 
 
 def content_key(fingerprint: str, digests: list[str]) -> str:
-    """The cache key: the conversion's fingerprint and the content of every file it reads."""
+    """The cache key: the conversion's fingerprint and the content of every file it reads (the
+    objects' ETags, which the downloads pinned with If-Match, and sizes)."""
     return hashlib.sha256(dump({"fingerprint": fingerprint, "files": sorted(digests)})).hexdigest()
 
 
 def local_name(n: int, relative: str) -> str:
-    """The object's key below the prefix as a safe relative path (so messages name the file)."""
-    parts = PurePosixPath(relative).parts
-    if not parts or any(p in {"", ".", ".."} or p.startswith("/") for p in parts) or len(relative) > 200:
-        return f"object-{n:06d}"
-    return str(PurePosixPath(*parts))
-
-
-def dump(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A flat, unique file name that still ends with the object's own name, so a converter
+    message names the file a radiographer knows (``000012_IM0002.dcm is truncated``). Keys that
+    are prefixes of other keys (``a`` and ``a/b``) cannot clash as file and folder."""
+    base = PurePosixPath(relative).name
+    if base in {"", ".", ".."}:
+        base = "object"
+    return f"{n:06d}_{base[-100:]}"
 
 
 # --- the step -----------------------------------------------------------------------------------
@@ -367,17 +257,26 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path, scratc
         Input(i, spec["bucket"], spec.get("prefix", ""), spec.get("seriesInstanceUID"), spec.get("range"))
         for i, spec in enumerate(task["inputs"])
     ]
+    for item in inputs:  # the operator checks this too: never read outside the namespace
+        if not item.prefix.startswith(f"{task['namespace']}/"):
+            return Report(
+                "stage", "InputForbidden", f"input {item.volume_id}: {item.where} is outside the namespace"
+            )
     reset_workspace(workspace)
     stager = Stager(store, bucket, task["namespace"], limits, workspace, scratch)
-    details = []
-    for item in inputs:
-        try:
-            details.append(stager.stage(item))
-        except ConversionError as err:
-            return Report("stage", "InputInvalid", f"input {item.volume_id} ({item.where}): {err}")
-        except InputRefused as err:
-            return Report("stage", "InputInvalid", str(err))
-    write_manifest(workspace, details)
+    details, digests = [], {}
+    try:
+        for item in inputs:
+            detail, sums = stager.stage(item)
+            details.append(detail)
+            digests.update(sums)
+    except ConversionError as err:
+        return Report("stage", "InputInvalid", f"input {item.volume_id} ({item.where}): {err}")
+    except InputRefused as err:
+        return Report("stage", "InputInvalid", str(err))
+    finally:
+        stager.cache.finish()  # volumes converted before a refusal are still worth keeping
+    write_manifest(workspace, details, digests)
     total = sum(d["bytes"] for d in details)
     hits = sum(1 for d in details if d["cacheHit"])
     return Report(

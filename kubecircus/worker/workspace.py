@@ -27,16 +27,26 @@ def file_digest(path: Path) -> str:
 
 
 def empty_folder(folder: Path) -> None:
-    """Remove everything inside ``folder`` (links are removed, never followed; unreadable or
-    unwritable folders a plug-in left are opened up first, as their owner may)."""
-    for entry in os.scandir(folder):
-        path = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
-            os.chmod(path, stat.S_IRWXU)  # not a link (checked above): chmod cannot escape
-            empty_folder(path)
-            path.rmdir()
-        else:
-            path.unlink()
+    """Remove everything inside ``folder``, however deep, without recursion (a plug-in may have
+    nested folders thousands deep). Links are removed, never followed; folders a plug-in made
+    unreadable or unwritable are opened up first, as their owner may."""
+    stack = [folder]
+    while stack:
+        current = stack[-1]
+        subfolders = []
+        for entry in os.scandir(current):
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(path, stat.S_IRWXU)  # not a link (checked above): chmod cannot escape
+                subfolders.append(path)
+            else:
+                path.unlink()
+        if subfolders:
+            stack.extend(subfolders)
+            continue
+        stack.pop()
+        if current != folder:
+            current.rmdir()
 
 
 def reset_workspace(workspace: Path) -> None:
@@ -51,10 +61,15 @@ def reset_workspace(workspace: Path) -> None:
         empty_folder(folder)
 
 
-def write_manifest(workspace: Path, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+def write_manifest(
+    workspace: Path, inputs: list[dict[str, Any]], known: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Record every in/ file; ``known`` sha256s (by file name) spare hashing them again."""
+    known = known or {}
     files = {}
     for path in sorted((workspace / "in").iterdir()):
-        files[f"in/{path.name}"] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+        digest = known.get(path.name) or file_digest(path)
+        files[f"in/{path.name}"] = {"size": path.stat().st_size, "sha256": digest}
     manifest = {"version": 1, "files": files, "inputs": inputs}
     temporary = workspace / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -194,3 +194,14 @@ def test_outputs_stay_summarised_in_the_status(jobs, hostile, store):
         store.get_object(bucket_name="kubecircus", object_name=status["outputs"]["manifest"]).read()
     )
     assert len(manifest["outputs"]) == 401
+
+
+def test_stdout_that_is_not_utf8_is_kept_and_never_blocks_the_job(jobs, make_plugin, store):
+    """A plug-in's bytes are not text: the operator must not choke on them (a Latin-1 log, or a
+    character cut by the log cap), and the job still moves and is cancellable."""
+    script = "printf 'caf\\351 \\377\\376 r\\303\\251sultat\\n'; echo '{\"results\": {}}' > /circus/out/results.json"
+    jobs.create("bytes", make_plugin(script))
+    status = jobs.wait("bytes", FINISHED)
+    assert status["phase"] == "Succeeded", status
+    log = store.get_object(bucket_name="kubecircus", object_name=status["logRef"]["key"]).read().decode()
+    assert "r\u00e9sultat" in log and "\ufffd" in log and "r\u00e9sultat" in status["logTail"]

@@ -32,3 +32,8 @@ def test_values_are_typed():
 def test_bad_values_are_refused_by_name(env):
     with pytest.raises(ValueError, match="KUBECIRCUS_MAX"):
         OperatorConfig.from_env(env)
+
+
+def test_the_input_buckets_may_not_include_kubecircus_own_bucket():
+    with pytest.raises(ValueError, match="could then read every tenant's outputs"):
+        OperatorConfig.from_env({"KUBECIRCUS_INPUT_BUCKETS": "dicom,kubecircus"})

@@ -87,12 +87,22 @@ def test_a_missing_plugin_fails_the_job_clearly():
 
 def test_staging_mints_credentials_then_records_the_launch_before_the_pod():
     actions = decide(JobBuilder("j").phase("Staging").build())
-    assert [type(a).__name__ for a in actions] == ["Create", "MintCredentials", "PatchStatus", "Create"]
-    assert created_kinds(actions) == [("PersistentVolumeClaim", "j-ws"), ("Pod", "j-stage")]
-    mint = actions[1]
+    assert [type(a).__name__ for a in actions] == [
+        "Create",
+        "Create",
+        "MintCredentials",
+        "PatchStatus",
+        "Create",
+    ]
+    assert created_kinds(actions) == [
+        ("PersistentVolumeClaim", "j-ws"),
+        ("NetworkPolicy", "j-isolation"),  # long before the plug-in pod
+        ("Pod", "j-stage"),
+    ]
+    mint = actions[2]
     assert mint.manifest["metadata"]["name"] == "j-stage-store" and "dicom/team/s1/*" in mint.policy
     assert mint.seconds == CONFIG.stage_deadline_seconds + 60
-    assert actions[2].patch == {"launched": "Staging"}
+    assert actions[3].patch == {"launched": "Staging"}
 
 
 def test_nothing_launches_while_the_last_workspace_is_being_deleted():
@@ -255,3 +265,16 @@ def test_a_deleted_job_without_the_finalizer_is_left_alone():
     builder = _deleting(JobBuilder("j").phase("Succeeded"))
     builder.body["metadata"]["finalizers"] = ["someone-else/keep"]
     assert decide(builder.build()) == []
+
+
+def test_inputs_edited_to_another_namespace_while_queued_are_refused_at_launch():
+    """Inputs stay editable while Queued; the scheduler admits without deciding: launch checks."""
+    job = (
+        JobBuilder("j", namespace="team")
+        .phase("Staging")
+        .spec(inputs=[{"source": {"bucket": "dicom", "prefix": "victim/s/"}}])
+    )
+    actions = decide(job.build())
+    (patch,) = statuses(actions)
+    assert (patch["phase"], patch["reason"]) == ("Failed", "InputForbidden")
+    assert not [a for a in actions if isinstance(a, MintCredentials)] and not created_kinds(actions)

@@ -83,3 +83,17 @@ def test_history_by_ttl_and_by_count():
     ]
     assert names(expired(jobs, now, ttl_seconds=3 * 86400, history_size=100)) == ["old"]
     assert sorted(names(expired(jobs, now, ttl_seconds=0, history_size=1))) == ["old", "recent1"]
+
+
+def test_history_size_counts_per_namespace():
+    """Another tenant's thousand jobs never push out (and delete the outputs of) this one's."""
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    mine = JobBuilder("mine", namespace="a").phase("Succeeded", completionTime="2026-01-01T00:00:00Z").build()
+    theirs = [
+        JobBuilder(f"t{i}", namespace="b")
+        .phase("Failed", completionTime=f"2026-01-09T00:00:{i:02d}Z")
+        .build()
+        for i in range(5)
+    ]
+    doomed = names(expired([mine, *theirs], now, ttl_seconds=0, history_size=3))
+    assert sorted(doomed) == ["t0", "t1"]

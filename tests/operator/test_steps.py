@@ -110,9 +110,8 @@ def _collecting(container: ContainerView, results=None):
 
 
 def test_collect_success_records_a_bounded_summary_and_inline_results():
-    done = Report(
-        "collect", message="2 files, 40 bytes", details={"files": 2, "bytes": 40, "resultsBytes": 30}
-    )
+    details = {"files": 2, "bytes": 40, "resultsBytes": 30, "manifestSha256": "d" * 64}
+    done = Report("collect", message="2 files, 40 bytes", details=details)
     job, actions = _collecting(reported("collect", done), results={"results": {"lesionCandidates": []}})
     (patch,) = statuses(actions)
     assert patch["phase"] == "Succeeded" and patch["progress"] == 1.0
@@ -122,6 +121,7 @@ def test_collect_success_records_a_bounded_summary_and_inline_results():
         "manifest": f"jobs/team/{job.uid}/manifest.json",
         "fileCount": 2,
         "totalBytes": 40,
+        "manifestSha256": "d" * 64,
         "results": {"results": {"lesionCandidates": []}},
     }
     assert (
@@ -157,3 +157,11 @@ def test_a_step_is_judged_only_once_its_pod_has_ended():
     done = reported("stage", Report("stage", details={"inputs": [INPUT]}))
     assert _staging(done, phase="Running") == []
     assert statuses(_staging(done))[0]["phase"] == "Running"
+
+
+def test_a_report_with_nonsense_counts_cannot_break_the_decision():
+    odd = Report("collect", details={"files": "x", "bytes": -5, "manifestSha256": 7})
+    _, actions = _collecting(reported("collect", odd))
+    (patch,) = statuses(actions)
+    assert patch["outputs"]["fileCount"] == 0 and patch["outputs"]["totalBytes"] == 0
+    assert "manifestSha256" not in patch["outputs"]

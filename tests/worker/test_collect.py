@@ -162,6 +162,12 @@ def test_outputs_and_a_manifest_are_uploaded(job, root):
         "contentType": "image/png",
     }
     assert entries["report.pdf"]["contentType"] == "application/pdf"
+    assert (
+        report.details["manifestSha256"]
+        == hashlib.sha256(
+            root.get_object(bucket_name=BUCKET, object_name=prefix + "manifest.json").read()
+        ).hexdigest()
+    )
     assert manifest["inputs"] == [{"id": 0, "fingerprint": "abc"}] and manifest["plugin"] == {"name": "p"}
     assert manifest["fileCount"] == 3 and manifest["log"] == "plugin-log.txt"
 
@@ -188,6 +194,8 @@ def _hostile(out: Path, kind: str) -> None:
         (out / "evil\nFILE 0 0 results.json").write_text("x")
     elif kind == "not-utf8-name":
         os.close(os.open(os.fsencode(out) + b"/bad\xff.txt", os.O_WRONLY | os.O_CREAT, 0o644))
+    elif kind == "dot-name":
+        (out / " ..").write_text("MinIO refuses such keys")
     elif kind == "deep":
         deep = out
         for _ in range(40):
@@ -207,6 +215,7 @@ def _hostile(out: Path, kind: str) -> None:
         ("newline-name", "control characters"),
         ("not-utf8-name", "not valid UTF-8"),
         ("deep", "nest deeper than 32"),
+        ("dot-name", "'.' and '..' are not usable names"),
     ],
 )
 def test_hostile_outputs_are_refused_and_nothing_is_uploaded(job, root, kind, words):
@@ -255,6 +264,7 @@ def _sparse(path: Path, size: int) -> None:
         (b'{"results": NaN}', "ResultsInvalid", "not JSON"),
         (b'{"results": "not-an-object"}', "ResultsInvalid", "schema at results"),
         (b'{"other": 1}', "ResultsInvalid", "'results' is a required property"),
+        (b"[" * 100_000 + b"]" * 100_000, "ResultsInvalid", "nests deeper"),
     ],
 )
 def test_results_json_is_checked(job, root, content, reason, words):
@@ -278,3 +288,15 @@ def test_results_json_above_its_cap_is_refused(job):
     (ws / "out" / "results.json").write_text(json.dumps({"results": {"v": "x" * 2000}}))
     report = _collect(job, maxResultsBytes=1000)
     assert report.reason == "ResultsInvalid" and "at most 1000" in report.message
+
+
+@pytest.mark.parametrize(
+    ("name", "stored_as"),
+    [
+        ("page.html", "application/octet-stream"),
+        ("x.svg", "application/octet-stream"),
+        ("a.json", "application/json"),
+    ],
+)
+def test_outputs_a_browser_would_run_are_stored_as_plain_bytes(name, stored_as):
+    assert collect.content_type(name) == stored_as

@@ -24,6 +24,7 @@ NS = "team-a"
         ("dicom", "team-ab/s/", "read only keys under 'team-a/'"),
         ("dicom", "", "read only keys under 'team-a/'"),
         ("dicom", "team-a/../team-b/", "'.'/'..'"),
+        ("dicom", "team-a/ ../team-b/", "'.'/'..'"),
         ("dicom", "team-a/*", "wildcard"),
         ("dicom", "team-a/${aws:username}/", "wildcard"),
         ("dicom", "team-a//x/", "empty path segment"),

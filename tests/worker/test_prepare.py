@@ -153,3 +153,17 @@ def test_all_doors_are_tried_at_once_in_one_round_when_closed():
     doors = [isolation.Target(f"t{i}", "127.0.0.1", int(_closed_port().split(":")[1])) for i in range(8)]
     proof = isolation.prove(doors, 0.5, 5)
     assert proof.isolated and proof.rounds == 1 and proof.tried == 8
+
+
+def test_a_tree_thousands_deep_left_in_out_is_emptied(workspace, monkeypatch):
+    monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
+    fd = os.open(workspace / "out", os.O_RDONLY)
+    fds = [fd]
+    for _ in range(1500):  # deeper than Python's recursion limit
+        os.mkdir("d", dir_fd=fds[-1])
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    for descriptor in fds:
+        os.close(descriptor)
+    report = prepare.run(_task(_closed_port()), workspace, NO_ENV)
+    assert report.ok, report
+    assert list((workspace / "out").iterdir()) == []

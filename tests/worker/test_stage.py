@@ -213,3 +213,29 @@ def test_staging_rides_out_a_short_outage(outage_store, tmp_path):
     )
     assert report.ok, report
     assert (tmp_path / "w" / "in" / "0.raw").stat().st_size == 16 * 16 * 5 * 2
+
+
+def test_an_input_outside_the_namespace_is_refused_by_the_step_itself(mint, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    task = {"namespace": NS, "inputs": [{"bucket": INPUTS, "prefix": "someone-else/s1/"}]}
+    report = stage.run(task, mint(stage_policy(NS, [(INPUTS, f"{NS}/ct/")], BUCKET)), BUCKET, ws, tmp_path)
+    assert report.reason == "InputForbidden" and "outside the namespace" in report.message
+
+
+def test_an_object_overwritten_while_it_is_staged_is_not_mixed_in(mint, root, tmp_path, monkeypatch):
+    """Downloads pin the listed version (If-Match): content never differs from its cache key."""
+    write_series(SeriesSpec(rows=16, columns=16, slices=3), tmp_path / "moving")
+    keys = upload_folder(root, tmp_path / "moving", INPUTS, f"{NS}/moving/")
+    listed = stage.Stager._list
+
+    def list_then_overwrite(self, item):
+        objects = listed(self, item)
+        root.fput_object(
+            bucket_name=INPUTS, object_name=keys[1], file_path=str(tmp_path / "moving" / "IM0000.dcm")
+        )
+        return objects
+
+    monkeypatch.setattr(stage.Stager, "_list", list_then_overwrite)
+    report, _ = _stage(mint, tmp_path, {"bucket": INPUTS, "prefix": f"{NS}/moving/"})
+    assert report.reason == "InputInvalid" and "changed while the series was being staged" in report.message
