@@ -198,8 +198,11 @@ def test_outputs_stay_summarised_in_the_status(jobs, hostile, store):
 
 def test_stdout_that_is_not_utf8_is_kept_and_never_blocks_the_job(jobs, make_plugin, store):
     """A plug-in's bytes are not text: the operator must not choke on them (a Latin-1 log, or a
-    character cut by the log cap), and the job still moves and is cancellable."""
-    script = "printf 'caf\\351 \\377\\376 r\\303\\251sultat\\n'; echo '{\"results\": {}}' > /circus/out/results.json"
+    character cut by the log cap), and the job still moves on."""
+    script = (
+        "printf 'caf\\351 \\377\\376 r\\303\\251sultat\\n'; "
+        "echo '{\"results\": {}}' > /circus/out/results.json"
+    )
     jobs.create("bytes", make_plugin(script))
     status = jobs.wait("bytes", FINISHED)
     assert status["phase"] == "Succeeded", status
