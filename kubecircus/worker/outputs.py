@@ -102,7 +102,7 @@ class _Walk:
                             "OutputTooLarge",
                             f"out/ holds more than {self.limits.max_files} files and folders",
                         )
-            return names
+            return sorted(names)  # checked in a stable order: the same out/ gives the same verdict
         except PermissionError:
             where = "/".join(parents) or "."
             raise OutputRefused(
