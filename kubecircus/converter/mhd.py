@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .geometry import Geometry
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy stays unloaded for callers that only retarget a header
+    from .geometry import Geometry
 
 
 def _number(value: float) -> str:

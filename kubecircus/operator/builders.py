@@ -199,6 +199,11 @@ def _worker_volumes(job: PluginJob, step: str) -> list[dict[str, Any]]:
     ]
 
 
+#: A new pod's first packets may be dropped while NetworkPolicy enforcers learn its address; the
+#: resolver's default 5 s before asking again would then stall every step that names the store.
+DNS_CONFIG = {"options": [{"name": "timeout", "value": "1"}, {"name": "attempts", "value": "5"}]}
+
+
 def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
     """Fetches, converts (through the cache) and lays out every input on the workspace."""
     task = {
@@ -216,7 +221,9 @@ def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
         *_worker_volumes(job, "stage"),
         {"name": "scratch", "emptyDir": {"sizeLimit": config.scratch_size}},
     ]
-    return _pod(job, "stage", config, [container], volumes, config.stage_deadline_seconds)
+    pod = _pod(job, "stage", config, [container], volumes, config.stage_deadline_seconds)
+    pod["spec"]["dnsConfig"] = DNS_CONFIG
+    return pod
 
 
 def _selection(item: Any) -> dict[str, Any]:
@@ -312,9 +319,11 @@ def collect_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[
         task["resultsSchema"] = plugin.spec.results_schema
     mounts = [{"name": "workspace", "mountPath": "/ws", "readOnly": True}]
     container = _worker("collect", config, task, mounts, store=True)
-    return _pod(
+    pod = _pod(
         job, "collect", config, [container], _worker_volumes(job, "collect"), config.collect_deadline_seconds
     )
+    pod["spec"]["dnsConfig"] = DNS_CONFIG
+    return pod
 
 
 def outputs_prefix(job: PluginJob) -> str:

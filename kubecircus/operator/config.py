@@ -49,7 +49,7 @@ class OperatorConfig:
     #: Refuse Plugins whose image is not pinned by digest (image@sha256:...).
     require_image_digest: bool = False
     #: The isolation proof: each attempt's timeout, and how long doors may take to close.
-    probe_timeout_seconds: float = 1.0
+    probe_timeout_seconds: float = 0.5
     isolation_wait_seconds: float = 10.0
     #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
     extra_probes: str = ""

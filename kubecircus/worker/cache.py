@@ -18,11 +18,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minio import Minio
 
-from kubecircus.converter import CONVERTER_VERSION, ConversionResult
+if TYPE_CHECKING:
+    from kubecircus.converter import ConversionResult
+
+from kubecircus.converter import CONVERTER_VERSION
 from kubecircus.converter.mhd import retarget
 from kubecircus.objectstore import layout
 from kubecircus.objectstore.client import download, put_bytes, read_small, upload

@@ -32,13 +32,8 @@ from typing import Any
 from minio import Minio
 from minio.error import S3Error
 
-from kubecircus.converter import (
-    CONVERTER_VERSION,
-    ConversionError,
-    plan_from_headers,
-    read_header,
-    write_volume,
-)
+from kubecircus import converter  # its parsing and pixel code loads only when a series is converted
+from kubecircus.converter import CONVERTER_VERSION, ConversionError
 from kubecircus.converter.errors import NoImagesError
 from kubecircus.objectstore.client import download, retrying
 
@@ -117,7 +112,9 @@ class Stager:
             if found is None:
                 raw = self.cache.stream_raw(key)  # the upload overlaps the conversion
                 try:
-                    result = write_volume(plan, self.inputs_dir, volume_id=item.volume_id, tee=raw.feed)
+                    result = converter.write_volume(
+                        plan, self.inputs_dir, volume_id=item.volume_id, tee=raw.feed
+                    )
                 except BaseException:
                     raw.abort()
                     raise
@@ -188,7 +185,7 @@ class Stager:
                     path, sha, size = future.result()
                     digests[path] = sha
                     fetched += size
-                    header = read_header(path)
+                    header = converter.read_header(path)
                     if header is not None:
                         headers.append(header)
             except BaseException:
@@ -203,7 +200,7 @@ class Stager:
                 f"no readable DICOM image under {item.where} ({count} objects looked at)",
                 "upload the series' .dcm files (DICOM Part 10) under that prefix",
             )
-        return plan_from_headers(headers, series_uid=item.series_uid, slice_range=item.slice_range)
+        return converter.plan_from_headers(headers, series_uid=item.series_uid, slice_range=item.slice_range)
 
     def _detail(self, item: Input, key: str, entry: dict[str, Any], hit: bool, size: int, started: float):
         return {

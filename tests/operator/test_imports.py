@@ -58,6 +58,14 @@ def test_prepare_starts_light():
     assert not loaded & {"numpy", "pydicom", "minio"}, loaded
 
 
+def test_stage_loads_the_converter_only_to_convert():
+    """A series served from the cache never pays for pydicom and numpy (half a second a job)."""
+    loaded = _modules_after_import(
+        "kubecircus.worker.main", "kubecircus.worker.stage", "kubecircus.worker.cache"
+    )
+    assert not loaded & {"numpy", "pydicom"}, loaded
+
+
 @pytest.mark.parametrize(
     ("extra", "forbidden"),
     [("worker", {"kopf", "kubernetes", "pydantic"}), ("operator", {"pydicom", "numpy", "pylibjpeg"})],

@@ -82,7 +82,7 @@ def test_two_inputs_are_staged_exactly_as_a_local_conversion_and_cached(
     assert marker["files"]["volume.raw"]["size"] == (local / "0.raw").stat().st_size
 
     # the same inputs again: served from the cache without downloading or converting anything
-    monkeypatch.setattr(stage, "write_volume", lambda *a, **k: pytest.fail("converted again"))
+    monkeypatch.setattr(stage.converter, "write_volume", lambda *a, **k: pytest.fail("converted again"))
     monkeypatch.setattr(stage.Stager, "_download", lambda *a, **k: pytest.fail("downloaded DICOM again"))
     again, ws2 = _stage(mint, tmp_path, *inputs)
     assert again.ok and [d["cacheHit"] for d in again.details["inputs"]] == [True, True]
@@ -97,7 +97,7 @@ def test_a_copy_under_another_prefix_hits_by_content(mint, root, tmp_path, serie
         bucket_name=INPUTS, object_name=f"{NS}/copy/notes.txt", file_path=str(series / "notes.txt")
     )
     first, _ = _stage(mint, tmp_path, {"bucket": INPUTS, "prefix": f"{NS}/ct/"})
-    monkeypatch.setattr(stage, "write_volume", lambda *a, **k: pytest.fail("converted again"))
+    monkeypatch.setattr(stage.converter, "write_volume", lambda *a, **k: pytest.fail("converted again"))
     report, ws = _stage(mint, tmp_path, {"bucket": INPUTS, "prefix": f"{NS}/copy/"})
     assert report.ok and report.details["inputs"][0]["cacheHit"]
     assert (ws / "in" / "0.raw").stat().st_size == 40 * 32 * 12 * 2
