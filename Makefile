@@ -67,7 +67,7 @@ cluster-down: ## stop the local cluster and remove its state
 images: ## build the project's images and load them into the cluster
 	hack/cluster/images.sh
 
-.PHONY: crds crds-check deploy undeploy
+.PHONY: crds crds-check deploy demo undeploy
 
 # Local images keep their tag (:dev); the build stamp in a pod annotation restarts the operator
 # when its image was rebuilt.
@@ -86,6 +86,9 @@ deploy: venv cluster-up images ## install the chart (release kubecircus, namespa
 	  --set-string 'operator.podAnnotations.kubecircus\.io/image-build'="$$(cat $(IMAGE_STAMPS)/operator.tar.stamp)" \
 	  $(DEPLOY_VALUES) --wait --timeout 5m
 	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig -n kubecircus-system rollout status deployment/kubecircus-operator --timeout=120s
+
+demo: deploy ## a real plug-in analyses a CT phantom end to end on the local cluster
+	$(BIN)/python hack/demo.py
 
 undeploy: ## uninstall the chart (CRDs and PluginJobs stay)
 	.cluster/bin/helm --kubeconfig .cluster/kubeconfig uninstall kubecircus --namespace kubecircus-system

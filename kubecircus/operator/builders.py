@@ -244,6 +244,7 @@ def prepare_task(config: OperatorConfig) -> dict[str, Any]:
         "probes": probes,
         "probeTimeoutSeconds": config.probe_timeout_seconds,
         "isolationWaitSeconds": config.isolation_wait_seconds,
+        "isolationSettleSeconds": config.isolation_settle_seconds,
     }
 
 

@@ -51,6 +51,9 @@ class OperatorConfig:
     #: The isolation proof: each attempt's timeout, and how long doors may take to close.
     probe_timeout_seconds: float = 0.5
     isolation_wait_seconds: float = 10.0
+    #: The proof watches at least this long: an enforcer that drops a new pod's traffic until it
+    #: knows the pod opens whatever allow policy matches only then (about a second here).
+    isolation_settle_seconds: float = 2.0
     #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
     extra_probes: str = ""
     #: The object store (S3 + STS): host:port, TLS, region, kubecircus's bucket.

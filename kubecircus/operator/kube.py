@@ -141,15 +141,7 @@ class Kube:
         body: dict[str, Any] = {"metadata": {"finalizers": wanted}}
         if version:
             body["metadata"]["resourceVersion"] = version  # never clobber another's finalizer
-        try:
-            result = self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, job.namespace, "pluginjobs", job.name, body
-            )
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                raise Conflict(f"{job.key}: {exc.reason}") from exc
-            raise
-        return result["metadata"]["resourceVersion"]
+        return self._guarded_patch(job, self.custom.patch_namespaced_custom_object, body)
 
     def replace_secret(self, manifest: dict[str, Any], data: dict[str, str]) -> None:
         """Create the Secret with ``data``; one left by an earlier attempt is replaced (never read)."""
@@ -169,10 +161,13 @@ class Kube:
         body: dict[str, Any] = {"status": patch}
         if version:
             body["metadata"] = {"resourceVersion": version}  # optimistic concurrency
+        return self._guarded_patch(job, self.custom.patch_namespaced_custom_object_status, body)
+
+    def _guarded_patch(self, job: PluginJob, patch: Any, body: dict[str, Any]) -> str:
+        """Patch the job; a moved resourceVersion (409) or a vanished job (404) is a Conflict:
+        the decision was taken on stale data and is taken again."""
         try:
-            result = self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, job.namespace, "pluginjobs", job.name, body
-            )
+            result = patch(GROUP, VERSION, job.namespace, "pluginjobs", job.name, body)
         except ApiException as exc:
             if exc.status in (404, 409):
                 raise Conflict(f"{job.key}: {exc.reason}") from exc

@@ -55,13 +55,8 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
         plan.add(Create(builders.isolation_policy(job)))
     if phase == Phase.STAGING:
         inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
-        plan.add(
-            MintCredentials(
-                builders.credentials_secret(job, "stage"),
-                policy.stage_policy(job.namespace, inputs, config.store_bucket),
-                config.stage_deadline_seconds + 60,
-            )
-        )
+        stage_policy = policy.stage_policy(job.namespace, inputs, config.store_bucket)
+        plan.add(_credentials(s, "stage", stage_policy, config.stage_deadline_seconds))
         manifest = builders.stage_pod(job, config)
     elif phase == Phase.RUNNING:
         if not s.children.policy:  # the deny-all policy must exist before the plug-in pod
@@ -79,15 +74,15 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
                 )
             )
     else:
-        plan.add(
-            MintCredentials(
-                builders.credentials_secret(job, "collect"),
-                policy.collect_policy(job.namespace, job.uid, config.store_bucket),
-                config.collect_deadline_seconds + 60,
-            )
-        )
+        collect_policy = policy.collect_policy(job.namespace, job.uid, config.store_bucket)
+        plan.add(_credentials(s, "collect", collect_policy, config.collect_deadline_seconds))
         manifest = builders.collect_pod(job, s.plugin, config)
     return plan.add(PatchStatus({"launched": phase.value}), Create(manifest))
+
+
+def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:
+    """The step's Secret, minted for ``session_policy``, valid a minute past the pod's deadline."""
+    return MintCredentials(builders.credentials_secret(s.job, step), session_policy, deadline + 60)
 
 
 def step_report(pod: PodView, step: str) -> Report | None:

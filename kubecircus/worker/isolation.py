@@ -8,8 +8,11 @@ a listening port, so a refusal can only come from a filter). It is *open* when a
 completes or any DNS answer arrives — even NXDOMAIN or REFUSED proves packets got through. An
 attempt that cannot be made at all counts as open: the proof must never pass by accident.
 
-NetworkPolicy enforcers apply rules asynchronously, so rounds repeat until every door is closed
-or the wait is over; then the plug-in does not start (``IsolationBreach``).
+NetworkPolicy enforcers apply rules asynchronously, both ways: some let a new pod talk until its
+deny rules are in place (doors open, then close), others drop everything from a pod they do not
+know yet (doors closed, then opened by whatever allow policy matches the pod once it is known).
+So rounds repeat for at least ``settle`` seconds, and until every door is closed or the wait is
+over; a door open in the last round means the plug-in does not start (``IsolationBreach``).
 """
 
 from __future__ import annotations
@@ -127,8 +130,9 @@ class Proof:
     tried: int
 
 
-def prove(doors: list[Target], timeout: float, wait: float) -> Proof:
-    """Round after round until every door is closed or ``wait`` seconds have passed."""
+def prove(doors: list[Target], timeout: float, wait: float, settle: float = 0.0) -> Proof:
+    """Round after round for at least ``settle`` seconds, then until every door is closed or
+    ``wait`` seconds have passed."""
     if not doors:
         return Proof(False, 0, 0.0, ["nothing to probe: the proof cannot pass without targets"], 0)
     started = time.monotonic()
@@ -140,10 +144,10 @@ def prove(doors: list[Target], timeout: float, wait: float) -> Proof:
             outcomes = list(pool.map(lambda t: try_door(t, timeout), doors))
             open_doors = [f"{t}: {o}" for t, o in zip(doors, outcomes, strict=True) if o != "closed"]
             elapsed = time.monotonic() - started
-            if not open_doors:
+            if not open_doors and elapsed >= settle:
                 return Proof(True, rounds, round(elapsed, 2), [], len(doors))
             log.info("round %d: %s", rounds, "; ".join(open_doors))
-            if elapsed + timeout > wait:
+            if open_doors and elapsed + timeout > max(wait, settle):
                 return Proof(False, rounds, round(elapsed, 2), open_doors, len(doors))
             time.sleep(min(0.25, timeout))
 

@@ -43,7 +43,10 @@ def run(task: dict[str, Any], workspace: Path, environ: dict[str, str] | None = 
     with ThreadPoolExecutor(2) as pool:
         checked = pool.submit(check_workspace, workspace)
         proof = isolation.prove(
-            doors, float(task.get("probeTimeoutSeconds", 1.0)), float(task.get("isolationWaitSeconds", 10.0))
+            doors,
+            float(task.get("probeTimeoutSeconds", 0.5)),
+            float(task.get("isolationWaitSeconds", 10.0)),
+            float(task.get("isolationSettleSeconds", 0.0)),
         )
         problems = checked.result()
     details = {

@@ -58,31 +58,37 @@ def ns(core, store, sample_series) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_plugin(custom) -> Iterator[Callable[..., str]]:
-    """Register a Plugin running the toolbox with a shell script; deleted after the test."""
+def register_plugin(custom) -> Iterator[Callable[..., str]]:
+    """Register a Plugin with ``spec`` under a unique name (``prefix-xxxxxx``); deleted after the test."""
     names: list[str] = []
 
-    def make(script: str, **spec: Any) -> str:
-        name = f"p-{uuid.uuid4().hex[:6]}"
+    def register(prefix: str = "p", **spec: Any) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Plugin",
             "metadata": {"name": name},
-            "spec": {
-                "image": TOOLBOX,
-                "version": "1.0.0",
-                "command": ["sh", "-c", script],
-                "timeoutSeconds": 120,
-                **spec,
-            },
+            "spec": spec,
         }
         custom.create_cluster_custom_object(GROUP, VERSION, "plugins", body)
         names.append(name)
         return name
 
-    yield make
+    yield register
     for name in names:
         custom.delete_cluster_custom_object(GROUP, VERSION, "plugins", name)
+
+
+@pytest.fixture
+def make_plugin(register_plugin) -> Callable[..., str]:
+    """A Plugin running the toolbox with a shell script."""
+
+    def make(script: str, **spec: Any) -> str:
+        return register_plugin(
+            image=TOOLBOX, version="1.0.0", command=["sh", "-c", script], **{"timeoutSeconds": 120, **spec}
+        )
+
+    return make
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from conftest import run_kubecircus
-from e2ekit import GROUP, INPUTS, VERSION
+from e2ekit import INPUTS
 from phantom import AXIAL, BLOBS_0, BLOBS_1, OBLIQUE, phantom, write_ct
 from storetest import upload_folder
 
@@ -33,25 +32,17 @@ def phantoms(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def lesion_plugin(custom):
-    name = f"lesion-candidates-{uuid.uuid4().hex[:6]}"
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Plugin",
-        "metadata": {"name": name},
-        "spec": {
-            "image": LESION_IMAGE,
-            "version": "1.0.0",
-            "description": "Bright blobs inside the body",
-            "display": "LesionCandidates",
-            "timeoutSeconds": 300,
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-            "resultsSchema": {"type": "object", "required": ["results"]},
-        },
-    }
-    custom.create_cluster_custom_object(GROUP, VERSION, "plugins", body)
-    yield name
-    custom.delete_cluster_custom_object(GROUP, VERSION, "plugins", name)
+def lesion_plugin(register_plugin) -> str:
+    return register_plugin(
+        "lesion-candidates",
+        image=LESION_IMAGE,
+        version="1.0.0",
+        description="Bright blobs inside the body",
+        display="LesionCandidates",
+        timeoutSeconds=300,
+        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        resultsSchema={"type": "object", "required": ["results"]},
+    )
 
 
 def _local_run(phantoms: Path, tmp: Path) -> tuple[Path, str]:

@@ -6,46 +6,33 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import uuid
 
 import pytest
 from kubernetes import client
 
-from e2ekit import GROUP, SYSTEM, VERSION
-from kubetest import API_SERVICE_IP, DNS_SERVICE_IP, NODE_IP
+from e2ekit import SYSTEM
+from kubetest import API_SERVICE_IP, DNS_SERVICE_IP, NODE_IP, run_to_completion, toolbox_pod
 
 HOSTILE_IMAGE = "localhost/kubecircus/hostile:dev"
 FINISHED = {"Succeeded", "Failed"}
 
 
 @pytest.fixture
-def hostile(custom):
-    """Register a Plugin running hostile.py with ``args``; deleted after the test."""
-    names: list[str] = []
+def hostile(register_plugin):
+    """A Plugin running hostile.py with ``args``."""
 
     def make(*args: str, **spec) -> str:
-        name = f"hostile-{uuid.uuid4().hex[:6]}"
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Plugin",
-            "metadata": {"name": name},
-            "spec": {
-                "image": HOSTILE_IMAGE,
-                "version": "1.0.0",
-                # resolve only a cluster name (the local DNS never forwards, but be explicit)
-                "command": ["env", "HOSTILE_RESOLVE=kubernetes.default", "python3", "/hostile.py"],
-                "args": list(args),
-                "timeoutSeconds": 120,
-                **spec,
-            },
-        }
-        custom.create_cluster_custom_object(GROUP, VERSION, "plugins", body)
-        names.append(name)
-        return name
+        return register_plugin(
+            "hostile",
+            image=HOSTILE_IMAGE,
+            version="1.0.0",
+            # resolve only a cluster name (the local DNS never forwards, but be explicit)
+            command=["env", "HOSTILE_RESOLVE=kubernetes.default", "python3", "/hostile.py"],
+            args=list(args),
+            **{"timeoutSeconds": 120, **spec},
+        )
 
-    yield make
-    for name in names:
-        custom.delete_cluster_custom_object(GROUP, VERSION, "plugins", name)
+    return make
 
 
 class Listener:
@@ -167,7 +154,9 @@ def test_each_misbehaviour_ends_with_its_own_reason(jobs, hostile, store, args, 
     assert _out_keys(store, status) == []
 
 
-def test_an_extra_policy_that_opens_egress_is_caught_before_the_plugin_runs(k8s, jobs, ns, hostile, store):
+def test_an_extra_policy_that_opens_egress_is_caught_before_the_plugin_runs(
+    k8s, core, jobs, ns, hostile, store
+):
     """A namespace where someone allowed plug-in pods out: prepare finds the open doors."""
     client.NetworkingV1Api(k8s).create_namespaced_network_policy(
         ns,
@@ -178,6 +167,12 @@ def test_an_extra_policy_that_opens_egress_is_caught_before_the_plugin_runs(k8s,
             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
         },
     )
+    # the careless policy predates the job (enforcers apply rules asynchronously): wait until a
+    # pod labelled like a plug-in pod really gets out, then submit
+    probe = f"nc -w 1 {API_SERVICE_IP} 443 -e /bin/true"
+    opened = f"for i in $(seq 1 120); do {probe} && exit 0; sleep 0.5; done; exit 1"
+    code, _ = run_to_completion(core, ns, toolbox_pod("check-open", opened, {"kubecircus.io/role": "run"}))
+    assert code == 0, "the careless policy never opened egress"
     jobs.create("breach", hostile("exit", "0"))
     status = jobs.wait("breach", FINISHED)
     assert (status["phase"], status["reason"]) == ("Failed", "IsolationBreach"), status

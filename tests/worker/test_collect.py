@@ -104,28 +104,19 @@ def test_the_collect_command_reports_through_its_exit_code_and_termination_messa
         "KUBECIRCUS_STORE_ENDPOINT": job.config.endpoint,
         "KUBECIRCUS_STORE_BUCKET": BUCKET,
     }
-    done = subprocess.run(
-        [str(KUBECIRCUS), "worker", "collect"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def collect_command() -> subprocess.CompletedProcess[str]:
+        command = [str(KUBECIRCUS), "worker", "collect"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    done = collect_command()
     assert done.returncode == 0, done.stdout + done.stderr
     report = decode("collect", done.returncode, termination.read_text())
     assert report.ok and report.details["files"] == 1
     assert "Done: 1 files" in done.stdout
     assert f"jobs/{NS}/{job.uid}/out/results.json" in _keys(root, job.uid)
     (job.ws / "out" / "results.json").unlink()
-    done = subprocess.run(
-        [str(KUBECIRCUS), "worker", "collect"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = collect_command()
     assert done.returncode == 8 and decode("collect", 8, termination.read_text()).reason == "ResultsMissing"
 
 

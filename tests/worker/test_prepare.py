@@ -167,3 +167,23 @@ def test_a_tree_thousands_deep_left_in_out_is_emptied(workspace, monkeypatch):
     report = prepare.run(_task(_closed_port()), workspace, NO_ENV)
     assert report.ok, report
     assert list((workspace / "out").iterdir()) == []
+
+
+def test_a_door_that_opens_after_a_while_is_caught_within_the_settle_time(workspace, monkeypatch):
+    """A fail-closed enforcer: the new pod is shut off at first, then an allow policy applies."""
+    monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
+    port = int(_closed_port().split(":")[1])
+    server = socket.socket()
+
+    def open_later():
+        server.bind(("127.0.0.1", port))
+        server.listen(16)
+
+    timer = threading.Timer(0.7, open_later)
+    timer.start()
+    task = {**_task(f"127.0.0.1:{port}", wait=1.5), "isolationSettleSeconds": 1.5}
+    report = prepare.run(task, workspace, NO_ENV)
+    timer.join()
+    server.close()
+    assert report.reason == "IsolationBreach" and "open: connected" in report.message
+    assert report.details["rounds"] >= 3
