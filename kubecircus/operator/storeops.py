@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubecircus.objectstore import layout, sts
@@ -105,7 +105,3 @@ class StoreOps:
         if doomed:
             log.info("cache: deleted %d entries", len(doomed))
         return len(doomed)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
