@@ -13,6 +13,30 @@ TOOLBOX = "localhost/kubecircus/toolbox:dev"
 
 
 INPUTS = "dicom"
+
+
+def max_concurrent(statuses: list[dict[str, Any]]) -> int:
+    """The most jobs active at once, from each job's startTime (admission) and completionTime:
+    the operator's own record, not a sample taken by polling. Second resolution: a job admitted
+    in the second another finished does not count as beside it."""
+    edges = []
+    for status in statuses:
+        edges += [(status["startTime"], 1), (status["completionTime"], -1)]
+    active = peak = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):  # ends before starts at a tie
+        active += step
+        peak = max(peak, active)
+    return peak
+
+
+def launches(core: client.CoreV1Api, ns: str, pod: str) -> int:
+    """How many distinct pods named ``pod`` the scheduler placed (from their Scheduled Events)."""
+    events = core.list_namespaced_event(
+        ns, field_selector=f"involvedObject.name={pod},reason=Scheduled"
+    ).items
+    return len({e.involved_object.uid for e in events})
+
+
 BUCKET = "kubecircus"
 
 

@@ -4,12 +4,10 @@ without blocking another plug-in's. The chart is upgraded for the test and resto
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 
 import pytest
 
-from e2ekit import GROUP, SYSTEM, VERSION
+from e2ekit import SYSTEM, max_concurrent
 from kubetest import CACHE_BIN, KUBECONFIG, ROOT
 
 HELM = CACHE_BIN / "helm"
@@ -69,27 +67,13 @@ def two_slots():
 def test_plugin_limit_holds_its_jobs_but_not_other_plugins(two_slots, custom, jobs, make_plugin):
     solo = make_plugin("sleep 4; echo '{}' > /circus/out/results.json", maxConcurrent=1)
     other = make_plugin("sleep 4; echo '{}' > /circus/out/results.json")
-    samples: list[dict[str, str]] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            items = custom.list_namespaced_custom_object(GROUP, VERSION, jobs.ns, "pluginjobs")["items"]
-            samples.append({j["metadata"]["name"]: (j.get("status") or {}).get("phase", "") for j in items})
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        jobs.create("solo-1", solo)
-        jobs.create("solo-2", solo)
-        jobs.create("other-1", other)
-        for name in ("solo-1", "solo-2", "other-1"):
-            assert jobs.wait(name, {"Succeeded", "Failed"}, timeout=240)["phase"] == "Succeeded"
-    finally:
-        stop.set()
-        watcher.join()
-    solo_active = [sum(1 for n, p in s.items() if n.startswith("solo") and p in ACTIVE) for s in samples]
-    all_active = [sum(1 for p in s.values() if p in ACTIVE) for s in samples]
-    assert max(solo_active) == 1  # the Plugin's maxConcurrent
-    assert max(all_active) == 2  # another plug-in's job ran beside it: the global limit of 2 was used
+    jobs.create("solo-1", solo)
+    jobs.create("solo-2", solo)
+    jobs.create("other-1", other)
+    final = {
+        name: jobs.wait(name, {"Succeeded", "Failed"}, timeout=240)
+        for name in ("solo-1", "solo-2", "other-1")
+    }
+    assert {s["phase"] for s in final.values()} == {"Succeeded"}
+    assert max_concurrent([final["solo-1"], final["solo-2"]]) == 1  # the Plugin's maxConcurrent
+    assert max_concurrent(list(final.values())) == 2  # another plug-in's job ran beside it
