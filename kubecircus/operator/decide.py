@@ -96,6 +96,26 @@ def refusal(s: Situation) -> tuple[str, str] | None:
     return None
 
 
+def refused(
+    job: PluginJob,
+    plugin: Plugin | None,
+    children: Children,
+    config: OperatorConfig,
+    now: datetime,
+    kind: str,
+    message: str,
+) -> Plan:
+    """The API server refused a child of an active job. A full quota may free up: an
+    infrastructure retry. Anything else (Pod Security, an admission policy or webhook, an
+    invalid object) will not change by trying again: the job fails with the API server's words."""
+    s = Situation(job, plugin, children, config, now)
+    phase = Phase(job.status.phase) if job.status.phase else Phase.QUEUED
+    role = PHASE_POD.get(phase, "stage")
+    if "exceeded quota" in message:
+        return retry(s, phase, role, f"the namespace's quota refused the {kind}: {message}")
+    return fail(s, "CreateRefused", f"the API server refused the job's {kind}: {message}")
+
+
 def pending_resubmit(job: PluginJob) -> str | None:
     """The resubmit annotation's value when it has not been acted on yet."""
     wanted = job.metadata.get("annotations", {}).get(RESUBMIT_ANNOTATION)

@@ -27,8 +27,8 @@ from . import metrics
 from .actions import Action, DeleteObjects, MintCredentials, PatchStatus, SetFinalizer, StoreLog
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
-from .decide import FINALIZER, pending_resubmit, reconcile
-from .kube import Conflict, Kube
+from .decide import FINALIZER, pending_resubmit, reconcile, refused
+from .kube import Conflict, Kube, Refused
 from .observe import Children
 from .queue import expired, plan_queue
 from .storeops import StoreOps
@@ -48,7 +48,14 @@ class Engine:
         self._guard = threading.Lock()
         self._probes_at = 0.0
         self._swept_at = 0.0
+        self._round_at = time.monotonic()
         self.wake = threading.Event()
+
+    def health(self) -> str | None:
+        """None while the scheduler loop comes round; else why this replica is unhealthy."""
+        quiet = time.monotonic() - self._round_at
+        limit = max(60.0, 10 * self.config.reconcile_interval)
+        return f"the scheduler loop has not come round for {quiet:.0f} s" if quiet > limit else None
 
     def _current_config(self) -> OperatorConfig:
         """The config with the isolation proof's doors, resolved now and then (I/O at the edge)."""
@@ -74,11 +81,19 @@ class Engine:
                     return
                 plugin = self.kube.plugin(job.spec.plugin)
                 config = self._current_config()
-                plan = reconcile(job, plugin, self._observe(job, config), config, datetime.now(UTC))
+                children = self._observe(job, config)
+                plan = reconcile(job, plugin, children, config, datetime.now(UTC))
                 if not plan.actions:
                     return
                 try:
-                    self._apply(job, plan.actions)
+                    try:
+                        self._apply(job, plan.actions)
+                    except Refused as refusal:
+                        log.warning("%s: %s", job.key, refusal)
+                        plan = refused(
+                            job, plugin, children, config, datetime.now(UTC), refusal.kind, refusal.message
+                        )
+                        self._apply(job, plan.actions)
                 except Conflict as exc:
                     log.debug("conflict, deciding again: %s", exc)
                     continue
@@ -238,6 +253,7 @@ class Engine:
             for namespace, name in due:  # one job's trouble never holds up the others
                 self.reconcile_safely(namespace, name)
             self.sweep_cache()
+            self._round_at = time.monotonic()
             self.wake.wait(self.config.reconcile_interval)
             self.wake.clear()
 

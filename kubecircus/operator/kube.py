@@ -22,6 +22,25 @@ class Conflict(Exception):
     """The job changed under us (resourceVersion moved); decide again from a fresh read."""
 
 
+class Refused(Exception):
+    """The API server refused to create a child (quota, Pod Security, an admission policy or
+    webhook): the decision is taken again knowing why (``decide.refused``)."""
+
+    def __init__(self, kind: str, name: str, message: str) -> None:
+        super().__init__(f"{kind} {name}: {message}")
+        self.kind, self.name, self.message = kind, name, message
+
+
+def _refusal(exc: ApiException) -> str:
+    """The API server's own words for why it refused."""
+    try:
+        import json
+
+        return json.loads(exc.body).get("message") or str(exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
 def load_api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()
@@ -152,6 +171,8 @@ class Kube:
                 self.core.create_namespaced_secret(namespace, body)
                 return
             except ApiException as exc:
+                if exc.status in (400, 403, 422):
+                    raise Refused("Secret", name, _refusal(exc)) from exc
                 if exc.status != 409:
                     raise
             self._delete(namespace, "Secret", name, None)
@@ -185,6 +206,8 @@ class Kube:
             create(namespace, manifest)
             log.info("created %s %s/%s", kind, namespace, manifest["metadata"]["name"])
         except ApiException as exc:
+            if exc.status in (400, 403, 422):
+                raise Refused(kind, manifest["metadata"]["name"], _refusal(exc)) from exc
             if exc.status != 409:  # already there: creation is idempotent by name
                 raise
 

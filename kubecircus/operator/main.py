@@ -53,6 +53,7 @@ def run(config: OperatorConfig | None = None) -> None:
         threading.Thread(target=_renew_forever, args=(lease, stop), name="lease", daemon=True).start()
     metrics.LEADER.set(1)
     engine = Engine(Kube(api), StoreOps(config), config)
+    metrics.HEALTH_CHECK = engine.health
     handlers.ENGINE = engine
     threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True).start()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import (
@@ -36,6 +37,8 @@ FINISHED = Counter(
     registry=REGISTRY,
 )
 LEADER = Gauge("kubecircus_leader", "1 while this replica holds the leader lease.", registry=REGISTRY)
+#: What /healthz asks: None when healthy, else what is wrong (the leader's scheduler loop sets it).
+HEALTH_CHECK: Callable[[], str | None] = lambda: None  # noqa: E731
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/metrics":
             body, kind = generate_latest(REGISTRY), CONTENT_TYPE_LATEST
         elif self.path == "/healthz":
+            problem = HEALTH_CHECK()
+            if problem:  # the kubelet restarts a replica whose scheduler loop is stuck or dead
+                self.send_error(503, problem)
+                return
             body, kind = b"ok\n", "text/plain"
         else:
             self.send_error(404)

@@ -77,7 +77,9 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
         collect_policy = policy.collect_policy(job.namespace, job.uid, config.store_bucket)
         plan.add(_credentials(s, "collect", collect_policy, config.collect_deadline_seconds))
         manifest = builders.collect_pod(job, s.plugin, config)
-    return plan.add(PatchStatus({"launched": phase.value}), Create(manifest))
+    # the pod first: a create the API server refuses never leaves a "launched" behind to be
+    # mistaken for a lost pod; a crash before the status patch finds the pod there and adopts it
+    return plan.add(Create(manifest), PatchStatus({"launched": phase.value}))
 
 
 def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:

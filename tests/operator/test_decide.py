@@ -85,14 +85,14 @@ def test_a_missing_plugin_fails_the_job_clearly():
     assert "no Plugin named 'nope'" in patch["message"]
 
 
-def test_staging_mints_credentials_then_records_the_launch_before_the_pod():
+def test_staging_mints_credentials_then_creates_the_pod_then_records_the_launch():
     actions = decide(JobBuilder("j").phase("Staging").build())
     assert [type(a).__name__ for a in actions] == [
         "Create",
         "Create",
         "MintCredentials",
-        "PatchStatus",
         "Create",
+        "PatchStatus",
     ]
     assert created_kinds(actions) == [
         ("PersistentVolumeClaim", "j-ws"),
@@ -100,9 +100,9 @@ def test_staging_mints_credentials_then_records_the_launch_before_the_pod():
         ("Pod", "j-stage"),
     ]
     mint = actions[2]
+    assert actions[4].patch == {"launched": "Staging"}
     assert mint.manifest["metadata"]["name"] == "j-stage-store" and "dicom/team/s1/*" in mint.policy
     assert mint.seconds == CONFIG.stage_deadline_seconds + 60
-    assert actions[3].patch == {"launched": "Staging"}
 
 
 def test_nothing_launches_while_the_last_workspace_is_being_deleted():
@@ -278,3 +278,27 @@ def test_inputs_edited_to_another_namespace_while_queued_are_refused_at_launch()
     (patch,) = statuses(actions)
     assert (patch["phase"], patch["reason"]) == ("Failed", "InputForbidden")
     assert not [a for a in actions if isinstance(a, MintCredentials)] and not created_kinds(actions)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "retried"),
+    [
+        ('admission webhook "policy.example" denied the request: no GPU here', "CreateRefused", False),
+        ('pods is forbidden: violates PodSecurity "restricted:latest"', "CreateRefused", False),
+        ('pods "j-stage" is forbidden: exceeded quota: compute, requested: pods=1', None, True),
+    ],
+)
+def test_a_child_the_api_server_refuses_fails_the_job_with_its_words_or_waits_for_quota(
+    message, reason, retried
+):
+    from kubecircus.operator.decide import refused
+
+    from jobbuilders import CONFIG, NOW, plugin
+
+    job = JobBuilder("j").phase("Staging").build()
+    plan = refused(job, plugin(), Children(workspace=True), CONFIG, NOW, "Pod", message)
+    (patch,) = statuses(plan.actions)
+    if retried:
+        assert patch["attempt"] == 1 and "phase" not in patch and "quota" in patch["message"]
+    else:
+        assert (patch["phase"], patch["reason"]) == ("Failed", reason) and message[:40] in patch["message"]

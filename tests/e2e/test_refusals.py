@@ -1,0 +1,83 @@
+"""Children the API server refuses: the job fails with the API server's own words at once,
+instead of retrying a pod that never existed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from kubetest import toolbox_pod
+
+
+@pytest.fixture
+def no_staging_in(k8s, ns):
+    """An admission policy (CEL, no webhook) that refuses this namespace's stage pods."""
+    api = client.AdmissionregistrationV1Api(k8s)
+    name = f"e2e-no-staging-{ns}"
+    api.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": "!has(object.metadata.labels) || "
+                        "object.metadata.labels[?'kubecircus.io/role'].orValue('') != 'stage'",
+                        "message": "this namespace runs no staging pods (e2e admission policy)",
+                    }
+                ],
+            },
+        }
+    )
+    api.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+            },
+        }
+    )
+    core = client.CoreV1Api(k8s)
+    probe = toolbox_pod("probe", "true", {"kubecircus.io/role": "stage"})
+    deadline = time.monotonic() + 30
+    while True:  # the API server loads admission policies asynchronously: wait until it refuses
+        try:
+            core.create_namespaced_pod(ns, probe, dry_run="All")
+        except ApiException as exc:
+            if exc.status in (400, 403, 422):
+                break
+            raise
+        assert time.monotonic() < deadline, "the admission policy never took effect"
+        time.sleep(0.5)
+    yield
+    api.delete_validating_admission_policy_binding(name)
+    api.delete_validating_admission_policy(name)
+
+
+def test_a_pod_refused_by_admission_fails_the_job_with_the_reason(no_staging_in, core, jobs, make_plugin):
+    jobs.create("refused", make_plugin("echo '{}' > /circus/out/results.json"))
+    status = jobs.wait("refused", {"Succeeded", "Failed"}, timeout=120)
+    assert (status["phase"], status["reason"]) == ("Failed", "CreateRefused"), status
+    assert "this namespace runs no staging pods" in status["message"]
+    assert status["attempt"] == 0  # never mistaken for a lost pod
+    secrets = [s.metadata.name for s in core.list_namespaced_secret(jobs.ns).items]
+    assert "refused-stage-store" not in secrets  # the minted credentials went with the job
