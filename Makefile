@@ -25,8 +25,9 @@ lint: venv ## ruff lint and format check, generated CRDs up to date
 	$(BIN)/ruff format --check .
 	$(BIN)/kubecircus crds --check
 
-# The end-to-end tests expire finished jobs after a minute to exercise the history TTL.
-TEST_DEPLOY_VALUES ?= --set history.ttlSeconds=60
+# The end-to-end tests expire finished jobs after a minute to exercise the history TTL, and give
+# up on pods that do not start after 30 s to exercise the pending deadline.
+TEST_DEPLOY_VALUES ?= --set history.ttlSeconds=60 --set jobs.pendingDeadlineSeconds=30
 
 test: venv lint test-go cluster-up ## lint, start the cluster, deploy the chart, run the whole suite
 	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"

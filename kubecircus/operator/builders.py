@@ -258,7 +258,8 @@ def _plugin_resources(plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
     if spec.gpus:
         limits["nvidia.com/gpu"] = spec.gpus
         resources.setdefault("requests", {})["nvidia.com/gpu"] = spec.gpus
-    return resources
+    # quantities are strings to the API (the client refuses a bare 2 for "2")
+    return {kind: {name: str(value) for name, value in values.items()} for kind, values in resources.items()}
 
 
 def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int) -> dict[str, Any]:

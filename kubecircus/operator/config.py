@@ -27,6 +27,9 @@ class OperatorConfig:
     workspace_size: str = "4Gi"
     #: The stage pod's scratch space for downloaded DICOM (an emptyDir of this size at most).
     scratch_size: str = "8Gi"
+    #: A step's pod that has not started this long after its creation (unschedulable, a workspace
+    #: that never binds, an image that cannot be pulled) ends the attempt.
+    pending_deadline_seconds: int = 600
     #: Deadlines of the stage and collect pods (their credentials last as long).
     stage_deadline_seconds: int = 1800
     collect_deadline_seconds: int = 900

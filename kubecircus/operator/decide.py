@@ -14,7 +14,7 @@ from datetime import datetime
 from kubecircus.objectstore import layout
 
 from . import steps
-from .actions import DeleteObjects, Event, PatchStatus, Plan, SetFinalizer, Warn
+from .actions import Delete, DeleteObjects, Event, PatchStatus, Plan, SetFinalizer, Warn
 from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .observe import Children, PodView
@@ -24,6 +24,8 @@ RESUBMIT_ANNOTATION = "kubecircus.io/resubmit"
 #: Kept on every job: deleting it first deletes its outputs in the object store.
 FINALIZER = "kubecircus.io/outputs"
 PHASE_POD = {Phase.STAGING: "stage", Phase.RUNNING: "run", Phase.COLLECTING: "collect"}
+#: A pod still terminating this long after its deletion is on a node that is gone: force it.
+STUCK_TERMINATING_SECONDS = 120
 #: Pod-level reasons that mean the node or the cluster failed, not the job.
 INFRASTRUCTURE_REASONS = frozenset(
     {
@@ -71,7 +73,15 @@ def reconcile(
     if pod is None:
         return steps.launch(s, phase, role)
     if pod.deleting:
+        if pod.deleted_at and (now - pod.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS:
+            return Plan().add(Delete("Pod", pod.name, grace=0))  # its node is gone: let it go
         return Plan()  # wait until it is gone
+    if (
+        not pod.started
+        and pod.created
+        and (now - pod.created).total_seconds() > config.pending_deadline_seconds
+    ):
+        return _never_started(s, phase, role, pod)
     if _infrastructure_failure(pod):
         why = f"pod {pod.name} failed: {pod.reason or 'node lost'} {pod.message or ''}".strip()
         return retry(s, phase, role, why)
@@ -187,6 +197,18 @@ def _finished(s: Situation) -> Plan:
             job, Phase.QUEUED, s.now, "Resubmitted", f"resubmitted ({RESUBMIT_ANNOTATION}={wanted})", reset
         ),
     )
+
+
+def _never_started(s: Situation, phase: Phase, role: str, pod: PodView) -> Plan:
+    """A pod still Pending past jobs.pendingDeadlineSeconds. The plug-in pod's needs (GPUs,
+    memory) come from its Plugin: a scheduler that cannot place it will not place it on the
+    next try either. Anything else (a workspace that does not bind, a worker image that cannot
+    be pulled) is the cluster's: an infrastructure retry, in the scheduler's or kubelet's words."""
+    why = pod.waiting() or "no reason given"
+    waited = s.config.pending_deadline_seconds
+    if role == "run" and pod.unschedulable:
+        return fail(s, "Unschedulable", f"the plug-in pod could not be placed for {waited} s: {why}")
+    return retry(s, phase, role, f"pod {pod.name} did not start within {waited} s: {why}")
 
 
 def _infrastructure_failure(pod: PodView) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 #: Waiting reasons that mean the plug-in image cannot be had: a plug-in failure, not infrastructure.
@@ -33,9 +34,30 @@ class PodView:
     deleting: bool = False
     containers: tuple[ContainerView, ...] = ()
     init_containers: tuple[ContainerView, ...] = ()
+    #: When the pod was created, and when its deletion was asked for.
+    created: datetime | None = None
+    deleted_at: datetime | None = None
+    #: The scheduler's words when it cannot place the pod (PodScheduled False).
+    unschedulable: str | None = None
 
     def container(self, name: str) -> ContainerView | None:
         return next((c for c in (*self.init_containers, *self.containers) if c.name == name), None)
+
+    @property
+    def started(self) -> bool:
+        """A container ran or runs: the pod is past scheduling, volumes and image pulls."""
+        return self.phase != "Pending" or any(
+            c.terminated or c.waiting_reason is None for c in (*self.init_containers, *self.containers)
+        )
+
+    def waiting(self) -> str | None:
+        """Why the pod has not started, in the scheduler's or the kubelet's words."""
+        if self.unschedulable:
+            return self.unschedulable
+        for c in (*self.init_containers, *self.containers):
+            if c.waiting_reason:
+                return f"{c.name}: {c.waiting_reason} {c.message or ''}".strip()
+        return None
 
     @classmethod
     def from_body(cls, pod: dict[str, Any]) -> PodView:
@@ -58,15 +80,32 @@ class PodView:
                 )
             return tuple(out)
 
+        scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+        unschedulable = None
+        if scheduled.get("status") == "False":
+            unschedulable = (
+                f"{scheduled.get('reason') or 'Unschedulable'}: {scheduled.get('message') or ''}".strip()
+            )
         return cls(
             name=pod["metadata"]["name"],
             phase=status.get("phase", "Pending"),
             reason=status.get("reason"),
             message=status.get("message"),
             deleting=bool(pod["metadata"].get("deletionTimestamp")),
+            created=_time(pod["metadata"].get("creationTimestamp")),
+            deleted_at=_time(pod["metadata"].get("deletionTimestamp")),
+            unschedulable=unschedulable,
             containers=views("containerStatuses"),
             init_containers=views("initContainerStatuses"),
         )
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
 
 
 @dataclass(frozen=True)

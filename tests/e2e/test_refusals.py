@@ -81,3 +81,11 @@ def test_a_pod_refused_by_admission_fails_the_job_with_the_reason(no_staging_in,
     assert status["attempt"] == 0  # never mistaken for a lost pod
     secrets = [s.metadata.name for s in core.list_namespaced_secret(jobs.ns).items]
     assert "refused-stage-store" not in secrets  # the minted credentials went with the job
+
+
+def test_a_plugin_asking_for_gpus_the_cluster_lacks_fails_unschedulable(jobs, make_plugin):
+    """make test deploys with jobs.pendingDeadlineSeconds=30 (default 600)."""
+    jobs.create("gpu", make_plugin("echo '{}' > /circus/out/results.json", gpus=1))
+    status = jobs.wait("gpu", {"Succeeded", "Failed"}, timeout=180)
+    assert (status["phase"], status["reason"]) == ("Failed", "Unschedulable"), status
+    assert "nvidia.com/gpu" in status["message"] and status.get("exitCode") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubecircus.operator.actions import (
+    Create,
     Delete,
     DeleteObjects,
     MintCredentials,
@@ -302,3 +303,89 @@ def test_a_child_the_api_server_refuses_fails_the_job_with_its_words_or_waits_fo
         assert patch["attempt"] == 1 and "phase" not in patch and "quota" in patch["message"]
     else:
         assert (patch["phase"], patch["reason"]) == ("Failed", reason) and message[:40] in patch["message"]
+
+
+def _pending(role: str, seconds: float, unschedulable: str | None = None, waiting: str | None = None):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from jobbuilders import NOW
+
+    containers = (
+        {role if role != "run" else "plugin": ContainerView(role, waiting_reason=waiting)} if waiting else {}
+    )
+    view = pod(f"j-{role}", "Pending", **containers)
+    return replace(view, created=NOW - timedelta(seconds=seconds), unschedulable=unschedulable)
+
+
+@pytest.mark.parametrize(
+    ("phase", "role", "view", "outcome"),
+    [
+        ("Running", "run", _pending("run", 30), "wait"),
+        (
+            "Running",
+            "run",
+            _pending(
+                "run",
+                700,
+                unschedulable="Unschedulable: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+            ),
+            "Unschedulable",
+        ),
+        (
+            "Staging",
+            "stage",
+            _pending("stage", 700, unschedulable="Unschedulable: unbound PersistentVolumeClaims"),
+            "retry",
+        ),
+        ("Collecting", "collect", _pending("collect", 700, waiting="ImagePullBackOff"), "retry"),
+    ],
+)
+def test_a_pod_that_never_starts_ends_its_attempt(phase, role, view, outcome):
+    job = JobBuilder("j").phase(phase, launched=phase).build()
+    actions = decide(job, Children(pods={role: view}, workspace=True, policy=True))
+    patches = statuses(actions)
+    if outcome == "wait":
+        assert actions == []
+    elif outcome == "retry":
+        (patch,) = patches
+        assert patch["attempt"] == 1 and "did not start within 600 s" in patch["message"]
+        assert (view.unschedulable or "ImagePullBackOff") in patch["message"]
+    else:
+        (patch,) = patches
+        assert (patch["phase"], patch["reason"]) == ("Failed", "Unschedulable")
+        assert "Insufficient nvidia.com/gpu" in patch["message"]
+
+
+def test_a_pod_stuck_terminating_is_forced_out():
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from jobbuilders import NOW
+
+    job = JobBuilder("j").phase("Running", launched="Running").build()
+    stuck = replace(pod("j-run", "Running"), deleting=True, deleted_at=NOW - timedelta(seconds=300))
+    assert decide(job, Children(pods={"run": stuck}, workspace=True, policy=True)) == [
+        Delete("Pod", "j-run", grace=0)
+    ]
+    recent = replace(stuck, deleted_at=NOW - timedelta(seconds=5))
+    assert decide(job, Children(pods={"run": recent}, workspace=True, policy=True)) == []
+
+
+def test_plugin_quantities_reach_the_pod_as_strings():
+    """The Kubernetes client refuses numbers where the API takes quantities (found on GPUs)."""
+    job = JobBuilder("j").phase("Running").build()
+    plug = plugin(gpus=1, resources={"limits": {"cpu": 2, "memory": "1Gi"}})
+    (pod_manifest,) = [
+        a.manifest
+        for a in decide(job, Children(workspace=True, policy=True), plug=plug)
+        if isinstance(a, Create)
+    ]
+    resources = pod_manifest["spec"]["containers"][0]["resources"]
+    assert resources["limits"] == {
+        "cpu": "2",
+        "memory": "1Gi",
+        "ephemeral-storage": "2Gi",
+        "nvidia.com/gpu": "1",
+    }
+    assert resources["requests"] == {"nvidia.com/gpu": "1"}
