@@ -96,6 +96,25 @@ def isolation_policy(job: PluginJob) -> dict[str, Any]:
     }
 
 
+NAMESPACE_POLICY = "kubecircus-plugin-deny-all"
+
+
+def namespace_policy(namespace: str) -> dict[str, Any]:
+    """Deny-all for every plug-in pod of the namespace, made with its first job and kept: no
+    plug-in pod is ever without one, whatever happens to a job's own policy (deleted on cancel,
+    not yet made, taken away by an operator crash)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": NAMESPACE_POLICY,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kubecircus"},
+        },
+        "spec": {"podSelector": {"matchLabels": {ROLE: "run"}}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
 def credentials_secret(job: PluginJob, step: str) -> dict[str, Any]:
     """The step's Secret without its data: the operator mints the credentials when it creates it."""
     return {

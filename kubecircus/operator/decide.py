@@ -13,8 +13,8 @@ from datetime import datetime
 
 from kubecircus.objectstore import layout
 
-from . import steps
-from .actions import Delete, DeleteObjects, Event, PatchStatus, Plan, SetFinalizer, Warn
+from . import builders, steps
+from .actions import Create, Delete, DeleteObjects, Event, PatchStatus, Plan, SetFinalizer, Warn
 from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .observe import Children, PodView
@@ -59,6 +59,7 @@ def reconcile(
             return fail(s, *why)
     if phase is None:
         return Plan().add(
+            Create(builders.namespace_policy(job.namespace)),
             SetFinalizer(True),
             transition(job, Phase.QUEUED, now, "Submitted", "waiting for a free slot", {"attempt": 0}),
         )

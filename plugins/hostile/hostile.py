@@ -95,7 +95,9 @@ def attempt(target: str, timeout: float) -> tuple[str, str]:
 
 
 def net(targets: list[str]) -> int:
-    """Try every target in parallel, a few rounds over ~5 s; report, never judge (exit 0)."""
+    """Try every target in parallel, a few rounds over ~5 s; report, never judge (exit 0).
+    SIGTERM is ignored: a plug-in told to stop keeps trying, for as long as it is let."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: say("got SIGTERM, still probing"))
     for target in targets:
         parse_target(target)  # refuse a malformed list before contacting anything
     names = os.environ.get("HOSTILE_RESOLVE", "kubernetes.default example.com").split()

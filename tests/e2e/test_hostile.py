@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import pytest
 from kubernetes import client
@@ -203,3 +204,43 @@ def test_stdout_that_is_not_utf8_is_kept_and_never_blocks_the_job(jobs, make_plu
     assert status["phase"] == "Succeeded", status
     log = store.get_object(bucket_name="kubecircus", object_name=status["logRef"]["key"]).read().decode()
     assert "r\u00e9sultat" in log and "\ufffd" in log and "r\u00e9sultat" in status["logTail"]
+
+
+def test_a_cancelled_plugin_gets_no_moment_of_network(core, k8s, jobs, ns, register_plugin):
+    """Cancel while a plug-in probes the outside world in a loop: its pod is killed at once (no
+    grace to trap SIGTERM in), its deny-all goes only once the pod is gone, and the namespace's
+    standing deny-all covers every plug-in pod anyway. Not one connection gets out."""
+    outside = Listener()
+    try:
+        plugin = register_plugin(
+            "prober",
+            image=HOSTILE_IMAGE,
+            version="1.0.0",
+            command=["env", "HOSTILE_RESOLVE=", "HOSTILE_NET_ROUNDS=400", "HOSTILE_NET_TIMEOUT=0.3"],
+            args=["python3", "/hostile.py", "net", outside.address],
+            timeoutSeconds=300,
+        )
+        jobs.create("prober", plugin)
+        deadline = time.monotonic() + 120
+        while "round 1:" not in _plugin_log(core, ns, "prober-run"):
+            assert time.monotonic() < deadline, "the prober never started"
+            time.sleep(0.3)
+        jobs.patch("prober", {"spec": {"cancel": True}})
+        assert jobs.wait("prober", {"Cancelled"})["reason"] == "Cancelled"
+        deadline = time.monotonic() + 30
+        while core.list_namespaced_pod(ns, label_selector="kubecircus.io/role=run").items:
+            assert time.monotonic() < deadline, "the plug-in pod outlived its cancel"
+            time.sleep(0.2)
+        time.sleep(2)  # any connection the dying pod managed would have arrived by now
+    finally:
+        outside.close()
+    assert outside.accepted == 0
+    policies = {p.metadata.name for p in client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items}
+    assert "kubecircus-plugin-deny-all" in policies
+
+
+def _plugin_log(core, ns: str, pod: str) -> str:
+    try:
+        return core.read_namespaced_pod_log(pod, ns, container="plugin")
+    except client.exceptions.ApiException:
+        return ""

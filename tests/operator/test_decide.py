@@ -32,7 +32,14 @@ from jobbuilders import (
 
 
 def test_a_new_job_gets_the_finalizer_and_is_queued_with_a_condition_and_an_event():
-    finalizer, queued = decide(JobBuilder().build())
+    standing, finalizer, queued = decide(JobBuilder(namespace="team").build())
+    # the namespace's standing deny-all for plug-in pods, kept whatever happens to the job's own
+    assert standing.manifest["metadata"] == {
+        "name": "kubecircus-plugin-deny-all",
+        "namespace": "team",
+        "labels": {"app.kubernetes.io/managed-by": "kubecircus"},
+    }
+    assert standing.manifest["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert finalizer == SetFinalizer(True)
     assert queued.patch["phase"] == "Queued" and queued.patch["attempt"] == 0
     assert queued.patch["conditions"][-1] == {
