@@ -239,6 +239,11 @@ class PluginJobStatus(CamelModel):
         description="The image that actually ran, by digest (from the pod's imageID): every result "
         "traces to one plug-in build.",
     )
+    plugin_spec: PluginSpec | None = Field(
+        None,
+        description="The Plugin as it was when the job was admitted: what the job runs, whatever "
+        "later happens to the Plugin (edited, deleted, recreated).",
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Phase history.")
     inputs: list[InputStatus] | None = Field(None, description="How each input was staged.")
     outputs: Outputs | None = Field(

@@ -18,7 +18,7 @@ from .actions import Create, Delete, DeleteObjects, Event, PatchStatus, Plan, Se
 from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .observe import Children, PodView
-from .transitions import Situation, cleanup, fail, finish, forget_credentials, retry, transition
+from .transitions import Situation, cleanup, fail, finish, forget_credentials, retry, timestamp, transition
 
 RESUBMIT_ANNOTATION = "kubecircus.io/resubmit"
 #: Kept on every job: deleting it first deletes its outputs in the object store.
@@ -42,9 +42,42 @@ INFRASTRUCTURE_REASONS = frozenset(
 )
 
 
+def admit(job: PluginJob, plugin: Plugin, now: datetime) -> PatchStatus:
+    """Queued → Staging, when the scheduler finds a slot (``queue.plan_queue``). The Plugin is
+    snapshot into the status: an edited, deleted or recreated Plugin never changes what an
+    admitted job runs or how its results are checked."""
+    return transition(
+        job,
+        Phase.STAGING,
+        now,
+        "Admitted",
+        "a slot is free; staging inputs",
+        {
+            "startTime": timestamp(now),
+            "queuePosition": None,
+            "launched": None,
+            "pluginSpec": plugin.spec.model_dump(by_alias=True, exclude_none=True),
+        },
+    )
+
+
+def plugin_of(job: PluginJob, registered: Plugin | None) -> Plugin | None:
+    """What the job runs: its admission snapshot once admitted, else the registered Plugin."""
+    if job.status.plugin_spec is not None:
+        return Plugin(metadata={"name": job.spec.plugin}, spec=job.status.plugin_spec)
+    return registered
+
+
 def reconcile(
     job: PluginJob, plugin: Plugin | None, children: Children, config: OperatorConfig, now: datetime
 ) -> Plan:
+    """The one decision for a job: what to do now, given what is observed.
+
+    ``plugin`` is the registered Plugin of that name (None when there is none); an admitted job
+    runs its snapshot instead. ``children`` are the job's pods, workspace and policy as seen
+    now. Returns actions for the engine to apply in order; an empty plan means "nothing to do".
+    """
+    plugin = plugin_of(job, plugin)
     s = Situation(job, plugin, children, config, now)
     if job.metadata.get("deletionTimestamp"):
         return _deleting(s)
@@ -191,6 +224,7 @@ def _finished(s: Situation) -> Plan:
         "logTail": None,
         "logRef": None,
         "pluginImageID": None,
+        "pluginSpec": None,  # admitted again, it runs the Plugin as registered then
     }
     return plan.add(
         DeleteObjects(layout.job_prefix(job.namespace, job.uid)),  # a new run, new outputs

@@ -27,12 +27,12 @@ from . import metrics
 from .actions import Action, DeleteObjects, MintCredentials, PatchStatus, SetFinalizer, StoreLog
 from .api import FINISHED_PHASES, Phase, PluginJob
 from .config import OperatorConfig
-from .decide import FINALIZER, pending_resubmit, reconcile, refused
+from .decide import FINALIZER, admit, pending_resubmit, reconcile, refused
 from .kube import Conflict, Kube, Refused
 from .observe import Children
 from .queue import expired, plan_queue
 from .storeops import StoreOps
-from .transitions import TIME_FORMAT, transition
+from .transitions import TIME_FORMAT
 
 log = logging.getLogger(__name__)
 #: Decide-apply rounds per reconcile: enough to go e.g. policy → pod in one call.
@@ -79,7 +79,8 @@ class Engine:
                     "finalizers", []
                 ):
                     return
-                plugin = self.kube.plugin(job.spec.plugin)
+                # an admitted job runs its snapshot: no need to read the Plugin again
+                plugin = None if job.status.plugin_spec else self.kube.plugin(job.spec.plugin)
                 config = self._current_config()
                 children = self._observe(job, config)
                 plan = reconcile(job, plugin, children, config, datetime.now(UTC))
@@ -194,14 +195,7 @@ class Engine:
         plan = plan_queue(jobs, plugins, self.config.max_concurrent_jobs)
         now = datetime.now(UTC)
         for job in plan.admit:
-            patch = transition(
-                job,
-                Phase.STAGING,
-                now,
-                "Admitted",
-                "a slot is free; staging inputs",
-                {"startTime": now.strftime(TIME_FORMAT), "queuePosition": None, "launched": None},
-            )
+            patch = admit(job, plugins[job.spec.plugin], now)
             try:
                 self._apply(job, [patch])
             except Conflict:

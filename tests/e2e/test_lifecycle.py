@@ -50,7 +50,8 @@ def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, job
     assert core.list_namespaced_persistent_volume_claim(ns).items == [] or all(
         c.metadata.deletion_timestamp for c in core.list_namespaced_persistent_volume_claim(ns).items
     )
-    assert client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items == []
+    policies = [p.metadata.name for p in client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items]
+    assert policies == ["kubecircus-plugin-deny-all"]  # the job's own is gone; the standing one stays
 
 
 def test_the_plugin_sees_the_circus_layout_and_no_network(jobs, make_plugin):
@@ -98,3 +99,17 @@ def test_a_job_for_a_missing_plugin_fails_clearly(jobs):
     jobs.create("orphan", "no-such-plugin")
     status = jobs.wait("orphan", {"Failed"}, timeout=60)
     assert status["reason"] == "PluginNotFound" and "no-such-plugin" in status["message"]
+
+
+def test_deleting_its_plugin_does_not_fail_a_running_job(custom, jobs, make_plugin):
+    """The job runs the Plugin as admitted (status.pluginSpec): an admin removing or editing the
+    Plugin meanwhile changes nothing for it."""
+    plugin = make_plugin(
+        "sleep 4; echo '{\"results\": {}}' > /circus/out/results.json", resultsSchema={"type": "object"}
+    )
+    jobs.create("orphaned", plugin)
+    jobs.wait("orphaned", {"Running"})
+    custom.delete_cluster_custom_object("kubecircus.io", "v1alpha1", "plugins", plugin)
+    status = jobs.wait("orphaned", {"Succeeded", "Failed"})
+    assert status["phase"] == "Succeeded", status
+    assert status["pluginSpec"]["command"][0] == "sh"

@@ -14,7 +14,7 @@ from kubecircus.operator.actions import (
     Warn,
 )
 from kubecircus.operator.config import OperatorConfig
-from kubecircus.operator.decide import FINALIZER
+from kubecircus.operator.decide import FINALIZER, reconcile
 from kubecircus.operator.observe import Children, ContainerView
 
 from jobbuilders import (
@@ -396,3 +396,20 @@ def test_plugin_quantities_reach_the_pod_as_strings():
         "nvidia.com/gpu": "1",
     }
     assert resources["requests"] == {"nvidia.com/gpu": "1"}
+
+
+def test_an_admitted_job_runs_its_plugin_snapshot_whatever_became_of_the_plugin():
+    from kubecircus.operator.decide import admit
+
+    from jobbuilders import NOW
+
+    queued = JobBuilder("j").phase("Queued").build()
+    patch = admit(queued, plugin(image="localhost/p@sha256:" + "a" * 64, timeoutSeconds=77), NOW).patch
+    assert patch["phase"] == "Staging" and patch["pluginSpec"]["image"].endswith("a" * 64)
+    running = JobBuilder("j").phase("Running", pluginSpec=patch["pluginSpec"]).build()
+    # the Plugin was deleted (None) or edited to another image: the snapshot runs
+    for registered in (None, plugin(image="localhost/evil:latest")):
+        actions = reconcile(running, registered, Children(workspace=True, policy=True), CONFIG, NOW).actions
+        (manifest,) = [a.manifest for a in actions if isinstance(a, Create)]
+        assert manifest["spec"]["containers"][0]["image"].endswith("a" * 64)
+        assert manifest["spec"]["activeDeadlineSeconds"] == 77
