@@ -23,7 +23,7 @@ class JobBuilder:
                 "name": name or f"job{n}",
                 "namespace": namespace,
                 "uid": f"uid-{n}",
-                "creationTimestamp": f"2026-01-01T00:00:{n % 60:02d}Z",
+                "creationTimestamp": f"2026-01-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
                 "annotations": {},
             },
             "spec": {

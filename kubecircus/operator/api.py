@@ -90,6 +90,13 @@ class PluginSpec(CamelModel):
     )
     resources: Resources | None = Field(None, description="CPU and memory of the plug-in pod.")
     gpus: int = Field(0, ge=0, le=16, description="NVIDIA GPUs the plug-in pod requests (nvidia.com/gpu).")
+    runtime_class_name: str | None = Field(
+        None,
+        description="RuntimeClass of the plug-in pod, e.g. a gVisor or Kata sandbox the cluster offers "
+        "(default: the chart's jobs.runtimeClassName).",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
     results_schema: dict[str, Any] | None = Field(
         None,
         description="Optional JSON Schema that results.json must satisfy; otherwise the job fails "

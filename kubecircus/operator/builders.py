@@ -273,10 +273,14 @@ def _plugin_resources(plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
     if spec.resources:
         resources = spec.resources.model_dump(by_alias=True, exclude_none=True)
     limits = resources.setdefault("limits", {})
+    requests = resources.setdefault("requests", {})
     limits.setdefault("ephemeral-storage", config.plugin_ephemeral_storage)
+    limits.setdefault("memory", config.plugin_memory_limit)
+    requests.setdefault("cpu", config.plugin_cpu_request)
+    requests.setdefault("memory", min(config.plugin_memory_request, limits["memory"], key=_quantity_sort))
     if spec.gpus:
         limits["nvidia.com/gpu"] = spec.gpus
-        resources.setdefault("requests", {})["nvidia.com/gpu"] = spec.gpus
+        requests["nvidia.com/gpu"] = spec.gpus
     # quantities are strings to the API (the client refuses a bare 2 for "2")
     return {kind: {name: str(value) for name, value in values.items()} for kind, values in resources.items()}
 
@@ -313,7 +317,11 @@ def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int
         {"name": "worker-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "plugin-tmp", "emptyDir": {"sizeLimit": config.plugin_tmp_size}},
     ]
-    return _pod(job, "run", config, [plugin_container], volumes, timeout, init=[prepare])
+    pod = _pod(job, "run", config, [plugin_container], volumes, timeout, init=[prepare])
+    runtime = spec.runtime_class_name or config.plugin_runtime_class
+    if runtime:
+        pod["spec"]["runtimeClassName"] = runtime
+    return pod
 
 
 def collect_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
@@ -360,3 +368,8 @@ def quantity_bytes(quantity: str) -> int:
         if quantity.endswith(unit):
             return int(float(quantity[: -len(unit)]) * factor)
     return int(float(quantity))
+
+
+def _quantity_sort(quantity: str | int) -> int:
+    """Order quantities by size, so a default request never exceeds the Plugin's own limit."""
+    return quantity_bytes(str(quantity))

@@ -49,6 +49,12 @@ class OperatorConfig:
     #: The plug-in's writable /tmp, and its ephemeral-storage limit when the Plugin sets none.
     plugin_tmp_size: str = "1Gi"
     plugin_ephemeral_storage: str = "2Gi"
+    #: What a plug-in pod gets when its Plugin says nothing (never a BestEffort pod).
+    plugin_cpu_request: str = "250m"
+    plugin_memory_request: str = "256Mi"
+    plugin_memory_limit: str = "2Gi"
+    #: RuntimeClass of plug-in pods whose Plugin names none ("" = the cluster's default runtime).
+    plugin_runtime_class: str = ""
     #: Refuse Plugins whose image is not pinned by digest (image@sha256:...).
     require_image_digest: bool = False
     #: The isolation proof: each attempt's timeout, and how long doors may take to close.

@@ -116,6 +116,8 @@ def reconcile(
         and (now - pod.created).total_seconds() > config.pending_deadline_seconds
     ):
         return _never_started(s, phase, role, pod)
+    if role == "run" and pod.reason == "Evicted" and _own_disk_use(pod.message):
+        return fail(s, "StorageLimitExceeded", f"the plug-in was evicted for its own disk use: {pod.message}")
     if _infrastructure_failure(pod):
         why = f"pod {pod.name} failed: {pod.reason or 'node lost'} {pod.message or ''}".strip()
         return retry(s, phase, role, why)
@@ -244,6 +246,13 @@ def _never_started(s: Situation, phase: Phase, role: str, pod: PodView) -> Plan:
     if role == "run" and pod.unschedulable:
         return fail(s, "Unschedulable", f"the plug-in pod could not be placed for {waited} s: {why}")
     return retry(s, phase, role, f"pod {pod.name} did not start within {waited} s: {why}")
+
+
+def _own_disk_use(message: str | None) -> bool:
+    """The kubelet's words when a pod passed its own ephemeral-storage or emptyDir limit (not
+    when the node ran short: "The node was low on resource")."""
+    text = (message or "").lower()
+    return "exceed" in text and "node was low" not in text
 
 
 def _infrastructure_failure(pod: PodView) -> bool:

@@ -89,3 +89,20 @@ def test_a_plugin_asking_for_gpus_the_cluster_lacks_fails_unschedulable(jobs, ma
     status = jobs.wait("gpu", {"Succeeded", "Failed"}, timeout=180)
     assert (status["phase"], status["reason"]) == ("Failed", "Unschedulable"), status
     assert "nvidia.com/gpu" in status["message"] and status.get("exitCode") is None
+
+
+def test_a_runtime_class_the_cluster_lacks_is_refused_with_the_api_servers_words(jobs, make_plugin):
+    jobs.create(
+        "sandboxed", make_plugin("echo '{}' > /circus/out/results.json", runtimeClassName="no-such-sandbox")
+    )
+    status = jobs.wait("sandboxed", {"Succeeded", "Failed"}, timeout=120)
+    assert status["phase"] == "Failed" and "no-such-sandbox" in status["message"], status
+
+
+def test_a_plugin_filling_its_disk_is_evicted_and_fails_for_it(jobs, make_plugin):
+    fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; sleep 60; echo '{}' > /circus/out/results.json"
+    plugin = make_plugin(fill, resources={"limits": {"ephemeral-storage": "64Mi"}})
+    jobs.create("filler", plugin)
+    status = jobs.wait("filler", {"Succeeded", "Failed"}, timeout=180)
+    assert (status["phase"], status["reason"]) == ("Failed", "StorageLimitExceeded"), status
+    assert "64Mi" in status["message"] and status["attempt"] == 0

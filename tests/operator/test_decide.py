@@ -395,7 +395,24 @@ def test_plugin_quantities_reach_the_pod_as_strings():
         "ephemeral-storage": "2Gi",
         "nvidia.com/gpu": "1",
     }
-    assert resources["requests"] == {"nvidia.com/gpu": "1"}
+    # what the Plugin left out comes from the chart's defaults: never a BestEffort pod
+    assert resources["requests"] == {"cpu": "250m", "memory": "256Mi", "nvidia.com/gpu": "1"}
+
+
+def test_a_plugin_without_resources_gets_the_defaults_and_a_small_limit_caps_the_request():
+    job = JobBuilder("j").phase("Running").build()
+    for plug, limits, requests in [
+        (plugin(), {"memory": "2Gi", "ephemeral-storage": "2Gi"}, {"cpu": "250m", "memory": "256Mi"}),
+        (
+            plugin(resources={"limits": {"memory": "64Mi"}}, runtimeClassName="gvisor"),
+            {"memory": "64Mi", "ephemeral-storage": "2Gi"},
+            {"cpu": "250m", "memory": "64Mi"},
+        ),
+    ]:
+        actions = decide(job, Children(workspace=True, policy=True), plug=plug)
+        (manifest,) = [a.manifest for a in actions if isinstance(a, Create)]
+        assert manifest["spec"]["containers"][0]["resources"] == {"limits": limits, "requests": requests}
+    assert manifest["spec"]["runtimeClassName"] == "gvisor"
 
 
 def test_an_admitted_job_runs_its_plugin_snapshot_whatever_became_of_the_plugin():
@@ -413,3 +430,27 @@ def test_an_admitted_job_runs_its_plugin_snapshot_whatever_became_of_the_plugin(
         (manifest,) = [a.manifest for a in actions if isinstance(a, Create)]
         assert manifest["spec"]["containers"][0]["image"].endswith("a" * 64)
         assert manifest["spec"]["activeDeadlineSeconds"] == 77
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            "Pod ephemeral local storage usage exceeds the total limit of containers 64Mi.",
+            "StorageLimitExceeded",
+        ),
+        ('Usage of EmptyDir volume "plugin-tmp" exceeds the limit "1Gi".', "StorageLimitExceeded"),
+        ("The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi.", None),
+    ],
+)
+def test_an_eviction_for_the_plugins_own_disk_use_is_its_fault(message, reason):
+    job = JobBuilder("j").phase("Running", launched="Running").build()
+    evicted = pod("j-run", "Failed", reason="Evicted")
+    from dataclasses import replace
+
+    children = Children(pods={"run": replace(evicted, message=message)}, workspace=True, policy=True)
+    (patch,) = statuses(decide(job, children))
+    if reason:
+        assert (patch["phase"], patch["reason"]) == ("Failed", reason) and message in patch["message"]
+    else:
+        assert patch["attempt"] == 1 and "phase" not in patch  # the node's trouble: retried
