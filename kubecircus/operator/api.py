@@ -148,7 +148,14 @@ class Input(CamelModel):
 
 class PluginJobSpec(CamelModel):
     plugin: str = Field(description="Name of the Plugin to run.", min_length=1, max_length=253)
-    priority: int = Field(0, description="Higher runs first; equal priorities run in creation order.")
+    priority: int = Field(
+        0,
+        ge=-1000,
+        le=1000,
+        description="Higher runs first; equal priorities run in creation order. The cluster may cap "
+        "it (the chart's queue.maxPriority, per namespace queue.namespaceMaxPriority): a capped "
+        "job gets a PriorityCapped Event.",
+    )
     suspend: bool = Field(False, description="A suspended job stays Queued until this is false again.")
     cancel: bool = Field(
         False, description="true cancels the job: from Queued, or while running (its pods are deleted)."

@@ -14,6 +14,10 @@ from dataclasses import dataclass, fields
 class OperatorConfig:
     #: Jobs in Staging/Running/Collecting at once, cluster-wide (CIRCUS CS runs one at a time).
     max_concurrent_jobs: int = 1
+    #: The highest priority a job counts with, and per-namespace caps ("team-a=50,team-b=0"):
+    #: one tenant cannot jump the shared queue by writing a large number.
+    max_priority: int = 100
+    namespace_max_priority: str = ""
     #: Launches of a phase's pod after infrastructure failures (evictions, lost nodes) before Failed.
     max_attempts: int = 3
     #: Finished jobs are deleted this long after completion (0: never).
@@ -96,6 +100,16 @@ class OperatorConfig:
     pod_ip: str = ""
     #: Doors of the isolation proof as "name=host:port", resolved by the engine (not from env).
     probes: tuple[str, ...] = ()
+
+    def priority_cap(self, namespace: str) -> int:
+        for item in self.namespace_max_priority.split(","):
+            name, _, cap = item.partition("=")
+            if name.strip() == namespace and cap.strip().lstrip("-").isdigit():
+                return int(cap)
+        return self.max_priority
+
+    def effective_priority(self, namespace: str, priority: int) -> int:
+        return min(priority, self.priority_cap(namespace))
 
     @property
     def input_bucket_names(self) -> tuple[str, ...]:

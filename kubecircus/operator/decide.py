@@ -91,11 +91,16 @@ def reconcile(
         if why:
             return fail(s, *why)
     if phase is None:
-        return Plan().add(
+        plan = Plan().add(
             Create(builders.namespace_policy(job.namespace)),
             SetFinalizer(True),
             transition(job, Phase.QUEUED, now, "Submitted", "waiting for a free slot", {"attempt": 0}),
         )
+        cap = config.priority_cap(job.namespace)
+        if job.spec.priority > cap:
+            message = f"spec.priority {job.spec.priority} counts as {cap}, this namespace's highest"
+            plan.add(Warn(Event("Warning", "PriorityCapped", message)))
+        return plan
     if plugin is None:
         return fail(
             s, "PluginNotFound", f"no Plugin named '{job.spec.plugin}' (kubectl get plugins lists them)"

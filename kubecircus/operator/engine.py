@@ -192,7 +192,7 @@ class Engine:
         """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile."""
         jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs()]
         plugins = self.kube.plugins()
-        plan = plan_queue(jobs, plugins, self.config.max_concurrent_jobs)
+        plan = plan_queue(jobs, plugins, self.config.max_concurrent_jobs, self.config.priority_cap)
         now = datetime.now(UTC)
         for job in plan.admit:
             patch = admit(job, plugins[job.spec.plugin], now)

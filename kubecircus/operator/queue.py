@@ -9,6 +9,7 @@ blocking jobs of other plug-ins behind it; the global ``maxConcurrentJobs`` is n
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,17 +23,24 @@ class QueuePlan:
     positions: dict[str, int | None] = field(default_factory=dict)
 
 
-def order_key(job: PluginJob) -> tuple[int, str, str]:
-    return (-job.spec.priority, job.created, job.key)
+def order_key(job: PluginJob, cap: Callable[[str], int] | None = None) -> tuple[int, str, str]:
+    """Priority (capped for its namespace), then creation time, then name."""
+    priority = job.spec.priority if cap is None else min(job.spec.priority, cap(job.namespace))
+    return (-priority, job.created, job.key)
 
 
-def plan_queue(jobs: list[PluginJob], plugins: dict[str, Plugin], max_concurrent_jobs: int) -> QueuePlan:
+def plan_queue(
+    jobs: list[PluginJob],
+    plugins: dict[str, Plugin],
+    max_concurrent_jobs: int,
+    priority_cap: Callable[[str], int] | None = None,
+) -> QueuePlan:
     active = [j for j in jobs if j.status.phase in {p.value for p in ACTIVE_PHASES}]
     running_total = len(active)
     running_per_plugin = Counter(j.spec.plugin for j in active)
     waiting = sorted(
         (j for j in jobs if j.status.phase == Phase.QUEUED.value and not j.spec.cancel),
-        key=order_key,
+        key=lambda job: order_key(job, priority_cap),
     )
     plan = QueuePlan()
     position = 0

@@ -82,3 +82,11 @@ def test_invalidate_only_after_success(jobs, make_plugin):
     jobs.patch("valid", {"spec": {"invalidated": True}})
     assert jobs.get("valid")["spec"]["invalidated"] is True
     assert jobs.status("valid")["phase"] == "Succeeded"
+
+
+def test_a_priority_above_the_clusters_cap_counts_as_the_cap_and_says_so(core, jobs, make_plugin):
+    jobs.create("vip", make_plugin(QUICK), priority=900)  # the chart caps at 100 by default
+    assert jobs.wait("vip", {"Succeeded", "Failed"})["phase"] == "Succeeded"
+    events = core.list_namespaced_event(jobs.ns, field_selector="involvedObject.name=vip").items
+    (capped,) = [e for e in events if e.reason == "PriorityCapped"]
+    assert "counts as 100" in capped.message

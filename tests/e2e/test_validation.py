@@ -21,6 +21,7 @@ def _message(error) -> str:
         (lambda b: b["spec"].update(inputs=[]), "spec.inputs: Invalid value"),
         (lambda b: b["spec"]["inputs"][0].update(range="1-20"), "spec.inputs[0].range"),
         (lambda b: b["spec"].update(priority="high"), "spec.priority: Invalid value"),
+        (lambda b: b["spec"].update(priority=5000), "spec.priority: Invalid value: 5000"),
         (lambda b: b["spec"].pop("plugin"), "spec.plugin: Required value"),
         (lambda b: b["spec"]["inputs"][0]["source"].update(bucket="x"), "spec.inputs[0].source.bucket"),
         (

@@ -46,7 +46,9 @@ def _render(*args: str) -> list[dict]:
 
 def test_rbac_is_least_privilege():
     docs = _render(*STORE)
-    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    (cluster_role,) = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubecircus-operator"
+    ]
     for rule in cluster_role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         assert "update" not in rule["verbs"], rule
@@ -144,3 +146,37 @@ def test_operator_pod_is_locked_down():
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"] for e in container["env"]}
     assert {"KUBECIRCUS_MAX_CONCURRENT_JOBS", "KUBECIRCUS_HISTORY_TTL_SECONDS", "POD_NAME"} <= env
+
+
+def test_people_get_roles_to_bind_per_namespace():
+    roles = {d["metadata"]["name"]: d for d in _render(*STORE) if d["kind"] == "ClusterRole"}
+    submitter, viewer = roles["kubecircus-job-submitter"], roles["kubecircus-job-viewer"]
+    granted = {(r, v) for rule in submitter["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert ("pluginjobs", "create") in granted and ("plugins", "get") in granted
+    assert not {
+        g
+        for g in granted
+        if g[0] in {"pluginjobs/status", "plugins"} and g[1] not in {"get", "list", "watch"}
+    }
+    assert {v for rule in viewer["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
+    assert submitter["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+
+
+def test_namespace_priority_caps_reach_the_operator():
+    (deployment,) = [
+        d
+        for d in _render(
+            *STORE,
+            "--set",
+            "queue.namespaceMaxPriority.team-b=5",
+            "--set",
+            "queue.namespaceMaxPriority.team-a=50",
+        )
+        if d["kind"] == "Deployment"
+    ]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        env["KUBECIRCUS_NAMESPACE_MAX_PRIORITY"] == "team-a=50,team-b=5"
+        and env["KUBECIRCUS_MAX_PRIORITY"] == "100"
+    )

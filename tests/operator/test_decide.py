@@ -454,3 +454,17 @@ def test_an_eviction_for_the_plugins_own_disk_use_is_its_fault(message, reason):
         assert (patch["phase"], patch["reason"]) == ("Failed", reason) and message in patch["message"]
     else:
         assert patch["attempt"] == 1 and "phase" not in patch  # the node's trouble: retried
+
+
+def test_a_capped_priority_is_told_with_an_event():
+    from kubecircus.operator.config import OperatorConfig
+
+    config = OperatorConfig(identity="t", max_priority=100, namespace_max_priority="team=10")
+    actions = decide(JobBuilder(namespace="team").spec(priority=500).build(), config=config)
+    (warning,) = [a for a in actions if isinstance(a, Warn)]
+    assert warning.event.reason == "PriorityCapped" and "counts as 10" in warning.event.message
+    assert not [
+        a
+        for a in decide(JobBuilder(namespace="team").spec(priority=5).build(), config=config)
+        if isinstance(a, Warn)
+    ]

@@ -97,3 +97,24 @@ def test_history_size_counts_per_namespace():
     ]
     doomed = names(expired([mine, *theirs], now, ttl_seconds=0, history_size=3))
     assert sorted(doomed) == ["t0", "t1"]
+
+
+def test_a_tenant_cannot_jump_the_queue_past_its_cap():
+    from kubecircus.operator.config import OperatorConfig
+
+    config = OperatorConfig(identity="t", max_priority=100, namespace_max_priority="greedy=5")
+    jobs = [
+        JobBuilder("mine", namespace="team")
+        .phase("Queued")
+        .spec(priority=50)
+        .created("2026-01-01T00:00:01Z")
+        .build(),
+        JobBuilder("loud", namespace="greedy")
+        .phase("Queued")
+        .spec(priority=1000)
+        .created("2026-01-01T00:00:00Z")
+        .build(),
+    ]
+    plan = plan_queue(jobs, PLUGINS, 1, config.priority_cap)
+    assert names(plan.admit) == ["mine"]  # 50 beats greedy's 1000, capped to 5
+    assert names(plan_queue(jobs, PLUGINS, 1).admit) == ["loud"]  # uncapped, it would have won

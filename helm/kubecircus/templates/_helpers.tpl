@@ -42,3 +42,12 @@ kubecircus-minio.{{ .Release.Namespace }}.svc:9000
 - {name: KUBECIRCUS_STORE_CA_FILE, value: /var/run/kubecircus/store-ca/ca.crt}
 {{- end }}
 {{- end -}}
+
+{{- /* queue.namespaceMaxPriority as "ns=cap,ns=cap" (sorted, so the Deployment only changes when the map does). */ -}}
+{{- define "kubecircus.namespaceCaps" -}}
+{{- $caps := list -}}
+{{- range $ns := keys .Values.queue.namespaceMaxPriority | sortAlpha -}}
+{{- $caps = append $caps (printf "%s=%v" $ns (index $.Values.queue.namespaceMaxPriority $ns)) -}}
+{{- end -}}
+{{- join "," $caps -}}
+{{- end -}}
