@@ -82,6 +82,13 @@ class Jobs:
     def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "pluginjobs", name, body)
 
+    def child(self, name: str, suffix: str) -> str:
+        """The name the operator gives the job's ``suffix`` child (``<job>-<uid8>-<suffix>``)."""
+        from kubecircus.operator.api import PluginJob
+        from kubecircus.operator.builders import child_name
+
+        return child_name(PluginJob.from_body(self.get(name)), suffix)
+
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
 

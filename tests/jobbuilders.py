@@ -16,13 +16,15 @@ _serial = itertools.count(1)
 
 
 class JobBuilder:
-    def __init__(self, name: str | None = None, plugin: str = "lesion", namespace: str = "team") -> None:
+    def __init__(
+        self, name: str | None = None, plugin: str = "lesion", namespace: str = "team", uid: str | None = None
+    ) -> None:
         n = next(_serial)
         self.body: dict[str, Any] = {
             "metadata": {
                 "name": name or f"job{n}",
                 "namespace": namespace,
-                "uid": f"uid-{n}",
+                "uid": uid or f"uid-{n}",
                 "creationTimestamp": f"2026-01-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
                 "annotations": {},
             },

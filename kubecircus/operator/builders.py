@@ -2,9 +2,12 @@
 
 Every child lives in the job's namespace, carries an ownerReference to the job (so ``kubectl
 delete pluginjob`` cascades) and has a deterministic name, so creating it again after an
-operator restart is idempotent: ``<job>-ws`` (workspace), ``<job>-isolation`` (NetworkPolicy),
-``<job>-stage``, ``<job>-run``, ``<job>-collect`` (pods), ``<job>-stage-store`` and
-``<job>-collect-store`` (the step's object-store credentials, mounted only into that step's pod).
+operator restart is idempotent: ``<job>-<uid8>-ws`` (workspace), ``<job>-<uid8>-isolation``
+(NetworkPolicy), ``<job>-<uid8>-stage``, ``-run``, ``-collect`` (pods), ``-stage-store`` and
+``-collect-store`` (the step's object-store credentials, mounted only into that step's pod).
+``<uid8>`` is the start of the job's UID: a job deleted and created again under its name never
+meets its predecessor's children, and no object made before the job can carry its children's
+names (the operator still checks ownership of whatever it finds: ``kube.Kube``).
 
 The trusted steps run ``kubecircus worker stage|prepare|collect`` from the worker image; what
 they are asked to do travels as JSON in ``KUBECIRCUS_TASK`` (no secrets in it).
@@ -28,8 +31,17 @@ STORE_MOUNT = "/var/run/kubecircus/store"
 TERMINATION_LOG = "/dev/termination-log"
 
 
+#: Longest child name: a DNS label. A pod's name is also its hostname (at most 63 characters),
+#: and node-local provisioners (local-path) build directory names from claim names, which a
+#: 253-character name overflows (a file name holds 255 bytes).
+MAX_NAME = 63
+
+
 def child_name(job: PluginJob, suffix: str) -> str:
-    return f"{job.name}-{suffix}"
+    """``<job>-<uid8>-<suffix>``: the job's name shortened (dots become dashes) so the whole is a
+    DNS label; the UID part keeps it unique, the suffix says what the child is."""
+    tail = f"-{job.uid[:8]}-{suffix}"
+    return job.name.replace(".", "-")[: MAX_NAME - len(tail)].rstrip("-") + tail
 
 
 def secret_name(job: PluginJob, step: str) -> str:

@@ -155,13 +155,17 @@ def refused(
     now: datetime,
     kind: str,
     message: str,
+    name_conflict: bool = False,
 ) -> Plan:
     """The API server refused a child of an active job. A full quota may free up: an
     infrastructure retry. Anything else (Pod Security, an admission policy or webhook, an
-    invalid object) will not change by trying again: the job fails with the API server's words."""
+    invalid object) will not change by trying again: the job fails with the API server's words.
+    A child's name taken by an object that is not the job's fails it as ``NameConflict``."""
     s = Situation(job, plugin, children, config, now)
     phase = Phase(job.status.phase) if job.status.phase else Phase.QUEUED
     role = PHASE_POD.get(phase, "stage")
+    if name_conflict:
+        return fail(s, "NameConflict", message)
     if "exceeded quota" in message:
         return retry(s, phase, role, f"the namespace's quota refused the {kind}: {message}")
     return fail(s, "CreateRefused", f"the API server refused the job's {kind}: {message}")

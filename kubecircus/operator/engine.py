@@ -92,7 +92,14 @@ class Engine:
                     except Refused as refusal:
                         log.warning("%s: %s", job.key, refusal)
                         plan = refused(
-                            job, plugin, children, config, datetime.now(UTC), refusal.kind, refusal.message
+                            job,
+                            plugin,
+                            children,
+                            config,
+                            datetime.now(UTC),
+                            refusal.kind,
+                            refusal.message,
+                            refusal.name_conflict,
                         )
                         self._apply(job, plan.actions)
                 except Conflict as exc:

@@ -24,11 +24,25 @@ class Conflict(Exception):
 
 class Refused(Exception):
     """The API server refused to create a child (quota, Pod Security, an admission policy or
-    webhook): the decision is taken again knowing why (``decide.refused``)."""
+    webhook), or its name is taken by an object that is not the job's (``name_conflict``): the
+    decision is taken again knowing why (``decide.refused``)."""
 
-    def __init__(self, kind: str, name: str, message: str) -> None:
+    def __init__(self, kind: str, name: str, message: str, name_conflict: bool = False) -> None:
         super().__init__(f"{kind} {name}: {message}")
         self.kind, self.name, self.message = kind, name, message
+        self.name_conflict = name_conflict
+
+
+def owned_by(metadata: Any, uid: str) -> bool:
+    """Whether an object's controller is the job with this UID. Labels can be set by anyone who
+    may create the object; the operator acts only on children it can prove are the job's own."""
+    refs = metadata.get("ownerReferences") if isinstance(metadata, dict) else metadata.owner_references
+    for ref in refs or ():
+        ref_uid = ref.get("uid") if isinstance(ref, dict) else ref.uid
+        controller = ref.get("controller") if isinstance(ref, dict) else ref.controller
+        if ref_uid == uid and controller:
+            return True
+    return False
 
 
 def _refusal(exc: ApiException) -> str:
@@ -82,19 +96,34 @@ class Kube:
             raise
 
     def children(self, job: PluginJob) -> Children:
+        """The job's pods, workspace and policy: found by label, kept only when the name is the
+        one the operator gives and the job is its controller (a labelled look-alike is ignored)."""
         selector = f"{builders.JOB_UID}={job.uid}"
+
+        def ours(metadata: Any, suffix: str) -> bool:
+            name = metadata["name"] if isinstance(metadata, dict) else metadata.name
+            return name == builders.child_name(job, suffix) and owned_by(metadata, job.uid)
+
         pods: dict[str, PodView] = {}
         raw_pods = self.core.list_namespaced_pod(job.namespace, label_selector=selector)
         for pod in self.api.sanitize_for_serialization(raw_pods.items):
             role = pod["metadata"].get("labels", {}).get(builders.ROLE)
-            if role in builders.ROLES:
+            if role in builders.ROLES and ours(pod["metadata"], role):
                 pods[role] = PodView.from_body(pod)
-        claims = self.core.list_namespaced_persistent_volume_claim(
-            job.namespace, label_selector=selector
-        ).items
-        policies = self.networking.list_namespaced_network_policy(
-            job.namespace, label_selector=selector
-        ).items
+        claims = [
+            c
+            for c in self.core.list_namespaced_persistent_volume_claim(
+                job.namespace, label_selector=selector
+            ).items
+            if ours(c.metadata, "ws")
+        ]
+        policies = [
+            p
+            for p in self.networking.list_namespaced_network_policy(
+                job.namespace, label_selector=selector
+            ).items
+            if ours(p.metadata, "isolation")
+        ]
         run_tail = None
         run = pods.get("run")
         if run is not None and run.phase in ("Succeeded", "Failed"):
@@ -202,14 +231,44 @@ class Kube:
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "NetworkPolicy": self.networking.create_namespaced_network_policy,
         }[kind]
+        name = manifest["metadata"]["name"]
         try:
             create(namespace, manifest)
-            log.info("created %s %s/%s", kind, namespace, manifest["metadata"]["name"])
+            log.info("created %s %s/%s", kind, namespace, name)
         except ApiException as exc:
             if exc.status in (400, 403, 422):
-                raise Refused(kind, manifest["metadata"]["name"], _refusal(exc)) from exc
-            if exc.status != 409:  # already there: creation is idempotent by name
+                raise Refused(kind, name, _refusal(exc)) from exc
+            if exc.status != 409:
                 raise
+            self._check_taken_name(kind, namespace, manifest)
+
+    def _check_taken_name(self, kind: str, namespace: str, manifest: dict[str, Any]) -> None:
+        """A create found the name taken: idempotent when the object is the job's own (made by
+        an earlier round or an earlier operator), a ``NameConflict`` otherwise — never mount,
+        wipe or publish what someone else made under that name."""
+        owners = manifest["metadata"].get("ownerReferences") or []
+        if not owners:
+            return  # shared objects (the namespace's standing deny-all) have no single owner
+        name = manifest["metadata"]["name"]
+        read = {
+            "Pod": self.core.read_namespaced_pod,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.read_namespaced_network_policy,
+        }[kind]
+        try:
+            existing = read(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:  # gone meanwhile: the next round creates it
+                raise Conflict(f"{kind} {namespace}/{name} vanished after a name clash") from exc
+            raise
+        if not owned_by(existing.metadata, owners[0]["uid"]):
+            raise Refused(
+                kind,
+                name,
+                f"{kind} {name} already exists in namespace {namespace} and does not belong to this "
+                "job; kubecircus will not use it. Delete or rename it, then resubmit the job",
+                name_conflict=True,
+            )
 
     def _delete(self, namespace: str, kind: str, name: str, grace: int | None) -> None:
         delete = {
@@ -240,7 +299,7 @@ class Kube:
     def event(self, job: PluginJob, event: Event) -> None:
         now = datetime.now(UTC)
         body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{job.name}.", namespace=job.namespace),
+            metadata=client.V1ObjectMeta(generate_name=f"{job.name[:200]}.", namespace=job.namespace),
             involved_object=client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}",
                 kind="PluginJob",

@@ -221,8 +221,9 @@ def test_a_cancelled_plugin_gets_no_moment_of_network(core, k8s, jobs, ns, regis
             timeoutSeconds=300,
         )
         jobs.create("prober", plugin)
+        run_pod = jobs.child("prober", "run")
         deadline = time.monotonic() + 120
-        while "round 1:" not in _plugin_log(core, ns, "prober-run"):
+        while "round 1:" not in _plugin_log(core, ns, run_pod):
             assert time.monotonic() < deadline, "the prober never started"
             time.sleep(0.3)
         jobs.patch("prober", {"spec": {"cancel": True}})

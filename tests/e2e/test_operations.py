@@ -22,7 +22,7 @@ def test_sigkill_while_running_still_finishes_the_job_exactly_once(core, jobs, n
     wait_operator_ready(core, victim)
     status = jobs.wait("survivor", {"Succeeded", "Failed"})
     assert status["phase"] == "Succeeded", status
-    assert launches(core, ns, "survivor-run") == 1  # the plug-in pod was launched once
+    assert launches(core, ns, jobs.child("survivor", "run")) == 1  # the plug-in pod was launched once
     events = core.list_namespaced_event(ns, field_selector="involvedObject.name=survivor").items
     assert [e.reason for e in events].count("Completed") == 1
     assert status["attempt"] == 0  # the running pod was adopted, not relaunched

@@ -70,7 +70,7 @@ def test_resubmit_runs_a_failed_job_again(core, jobs, make_plugin):
     assert status.get("resubmitted") == "1"
     final = jobs.wait("again", {"Failed", "Succeeded"})
     assert final["exitCode"] == 4 and final["resubmitted"] == "1"
-    assert launches(core, jobs.ns, "again-run") == 2  # ran twice: once more, not more
+    assert launches(core, jobs.ns, jobs.child("again", "run")) == 2  # ran twice: once more, not more
     events = core.list_namespaced_event(jobs.ns, field_selector="involvedObject.name=again").items
     reasons = [e.reason for e in events]
     assert reasons.count("Resubmitted") == 1

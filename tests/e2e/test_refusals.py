@@ -80,7 +80,7 @@ def test_a_pod_refused_by_admission_fails_the_job_with_the_reason(no_staging_in,
     assert "this namespace runs no staging pods" in status["message"]
     assert status["attempt"] == 0  # never mistaken for a lost pod
     secrets = [s.metadata.name for s in core.list_namespaced_secret(jobs.ns).items]
-    assert "refused-stage-store" not in secrets  # the minted credentials went with the job
+    assert jobs.child("refused", "stage-store") not in secrets  # the minted credentials went with the job
 
 
 def test_a_plugin_asking_for_gpus_the_cluster_lacks_fails_unschedulable(jobs, make_plugin):
@@ -100,9 +100,10 @@ def test_a_runtime_class_the_cluster_lacks_is_refused_with_the_api_servers_words
 
 
 def test_a_plugin_filling_its_disk_is_evicted_and_fails_for_it(jobs, make_plugin):
-    fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; sleep 60; echo '{}' > /circus/out/results.json"
-    plugin = make_plugin(fill, resources={"limits": {"ephemeral-storage": "64Mi"}})
+    # the kubelet measures disk use now and then (tens of seconds apart): wait long enough for it
+    fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; sleep 200; echo '{}' > /circus/out/results.json"
+    plugin = make_plugin(fill, resources={"limits": {"ephemeral-storage": "64Mi"}}, timeoutSeconds=300)
     jobs.create("filler", plugin)
-    status = jobs.wait("filler", {"Succeeded", "Failed"}, timeout=180)
+    status = jobs.wait("filler", {"Succeeded", "Failed"}, timeout=330)
     assert (status["phase"], status["reason"]) == ("Failed", "StorageLimitExceeded"), status
     assert "64Mi" in status["message"] and status["attempt"] == 0

@@ -13,6 +13,7 @@ from kubecircus.operator.actions import (
     StoreLog,
     Warn,
 )
+from kubecircus.operator.builders import child_name
 from kubecircus.operator.config import OperatorConfig
 from kubecircus.operator.decide import FINALIZER, reconcile
 from kubecircus.operator.observe import Children, ContainerView
@@ -94,7 +95,8 @@ def test_a_missing_plugin_fails_the_job_clearly():
 
 
 def test_staging_mints_credentials_then_creates_the_pod_then_records_the_launch():
-    actions = decide(JobBuilder("j").phase("Staging").build())
+    job = JobBuilder("j").phase("Staging").build()
+    actions = decide(job)
     assert [type(a).__name__ for a in actions] == [
         "Create",
         "Create",
@@ -103,13 +105,17 @@ def test_staging_mints_credentials_then_creates_the_pod_then_records_the_launch(
         "PatchStatus",
     ]
     assert created_kinds(actions) == [
-        ("PersistentVolumeClaim", "j-ws"),
-        ("NetworkPolicy", "j-isolation"),  # long before the plug-in pod
-        ("Pod", "j-stage"),
+        ("PersistentVolumeClaim", child_name(job, "ws")),
+        ("NetworkPolicy", child_name(job, "isolation")),  # long before the plug-in pod
+        ("Pod", child_name(job, "stage")),
     ]
+    assert child_name(job, "stage") == f"j-{job.uid[:8]}-stage"
     mint = actions[2]
     assert actions[4].patch == {"launched": "Staging"}
-    assert mint.manifest["metadata"]["name"] == "j-stage-store" and "dicom/team/s1/*" in mint.policy
+    assert (
+        mint.manifest["metadata"]["name"] == child_name(job, "stage-store")
+        and "dicom/team/s1/*" in mint.policy
+    )
     assert mint.seconds == CONFIG.stage_deadline_seconds + 60
 
 
@@ -120,17 +126,18 @@ def test_nothing_launches_while_the_last_workspace_is_being_deleted():
 def test_the_isolation_policy_exists_before_the_plugin_pod():
     job = JobBuilder("j").phase("Running").build()
     first = decide(job, Children(workspace=True))
-    assert created_kinds(first) == [("NetworkPolicy", "j-isolation")]
+    assert created_kinds(first) == [("NetworkPolicy", child_name(job, "isolation"))]
     second = decide(job, Children(workspace=True, policy=True))
-    assert created_kinds(second) == [("Pod", "j-run")]
+    assert created_kinds(second) == [("Pod", child_name(job, "run"))]
 
 
 def test_collecting_mints_write_only_credentials_for_this_job():
-    actions = decide(JobBuilder("j").phase("Collecting").build(), Children(workspace=True))
+    job = JobBuilder("j").phase("Collecting").build()
+    actions = decide(job, Children(workspace=True))
     (mint,) = [a for a in actions if isinstance(a, MintCredentials)]
     assert '"Action":["s3:PutObject","s3:AbortMultipartUpload"]' in mint.policy
     assert "jobs/team/uid-" in mint.policy and "GetObject" not in mint.policy
-    assert created_kinds(actions) == [("Pod", "j-collect")]
+    assert created_kinds(actions) == [("Pod", child_name(job, "collect"))]
 
 
 @pytest.mark.parametrize(
@@ -153,10 +160,10 @@ def test_plugin_failures_fail_the_job_without_retry(run, reason, exit_code):
     assert (patch["phase"], patch["reason"], patch.get("exitCode")) == ("Failed", reason, exit_code)
     # the plug-in pod dies at once; the policy stays until no pod is left
     assert deleted(actions) == {
-        ("Secret", "j-stage-store"),
-        ("Secret", "j-collect-store"),
+        ("Secret", child_name(job, "stage-store")),
+        ("Secret", child_name(job, "collect-store")),
         ("Pod", "j-run"),
-        ("PersistentVolumeClaim", "j-ws"),
+        ("PersistentVolumeClaim", child_name(job, "ws")),
     }
     assert Delete("Pod", "j-run", grace=0) in actions
     ran = run.container("plugin") is not None and run.container("plugin").terminated
@@ -203,7 +210,9 @@ def test_retries_back_off_exponentially():
     waiting = JobBuilder("k").phase("Running", attempt=2, retryAfter="2026-01-02T03:04:15Z").build()
     assert decide(waiting, Children(workspace=True, policy=True)) == []
     due = JobBuilder("m").phase("Running", attempt=2, retryAfter="2026-01-02T03:04:00Z").build()
-    assert created_kinds(decide(due, Children(workspace=True, policy=True))) == [("Pod", "m-run")]
+    assert created_kinds(decide(due, Children(workspace=True, policy=True))) == [
+        ("Pod", child_name(due, "run"))
+    ]
 
 
 def test_a_vanished_pod_counts_as_lost_not_as_never_launched():
@@ -216,11 +225,12 @@ def test_cancel_from_any_active_phase_kills_the_pod_and_keeps_the_policy_until_i
     job = JobBuilder("j").phase("Running").spec(cancel=True).build()
     actions = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
     assert phase_of(actions) == "Cancelled"
-    assert Delete("Pod", "j-run", grace=0) in actions and ("NetworkPolicy", "j-isolation") not in deleted(
-        actions
-    )
+    assert Delete("Pod", "j-run", grace=0) in actions
+    assert "NetworkPolicy" not in {kind for kind, _ in deleted(actions)}
     cancelled = JobBuilder("j").phase("Cancelled").spec(cancel=True).build()
-    assert decide(cancelled, Children(policy=True)) == [Delete("NetworkPolicy", "j-isolation")]
+    assert decide(cancelled, Children(policy=True)) == [
+        Delete("NetworkPolicy", child_name(cancelled, "isolation"))
+    ]
 
 
 def test_cancelled_from_queued():
@@ -262,9 +272,9 @@ def _deleting(builder: JobBuilder) -> JobBuilder:
 def test_deleting_a_running_job_kills_its_pod_first_then_deletes_outputs_and_the_finalizer():
     job = _deleting(JobBuilder("j").phase("Running")).build()
     first = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
-    assert first == [Delete("Pod", "j-run", grace=0), Delete("PersistentVolumeClaim", "j-ws")]
+    assert first == [Delete("Pod", "j-run", grace=0), Delete("PersistentVolumeClaim", child_name(job, "ws"))]
     gone = decide(job, Children(policy=True))
-    assert gone[0] == Delete("NetworkPolicy", "j-isolation")
+    assert gone[0] == Delete("NetworkPolicy", child_name(job, "isolation"))
     assert gone[-2:] == [DeleteObjects(f"jobs/team/{job.uid}/"), SetFinalizer(False)]
     assert not statuses(gone)
 
@@ -457,8 +467,6 @@ def test_an_eviction_for_the_plugins_own_disk_use_is_its_fault(message, reason):
 
 
 def test_a_capped_priority_is_told_with_an_event():
-    from kubecircus.operator.config import OperatorConfig
-
     config = OperatorConfig(identity="t", max_priority=100, namespace_max_priority="team=10")
     actions = decide(JobBuilder(namespace="team").spec(priority=500).build(), config=config)
     (warning,) = [a for a in actions if isinstance(a, Warn)]

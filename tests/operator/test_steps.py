@@ -26,7 +26,7 @@ def reported(step: str, report: Report) -> ContainerView:
 
 
 def _staging(container: ContainerView, phase: str = "Succeeded", reason: str | None = None):
-    job = JobBuilder("j").phase("Staging", launched="Staging").build()
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging").build()
     return decide(
         job, Children(pods={"stage": pod("j-stage", phase, reason, stage=container)}, workspace=True)
     )
@@ -36,7 +36,7 @@ def test_a_staged_job_records_its_inputs_and_forgets_the_stage_credentials():
     actions = _staging(
         reported("stage", Report("stage", message="staged 1 volumes", details={"inputs": [INPUT]}))
     )
-    assert actions[0] == Delete("Secret", "j-stage-store")
+    assert actions[0] == Delete("Secret", "j-0123abcd-stage-store")
     (patch,) = statuses(actions)
     assert patch["phase"] == "Running" and patch["inputs"] == [INPUT]
 
@@ -70,10 +70,10 @@ def test_stage_failures_are_the_inputs_fault_or_retried(report, phase, pod_reaso
 def test_an_outage_never_fails_a_job_before_max_attempts():
     outage = reported("stage", Report("stage", "Unavailable", "down"))
     for attempt in range(2):
-        job = JobBuilder("j").phase("Staging", launched="Staging", attempt=attempt).build()
+        job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging", attempt=attempt).build()
         (patch,) = statuses(decide(job, Children(pods={"stage": pod("j-stage", "Failed", stage=outage)})))
         assert "phase" not in patch
-    job = JobBuilder("j").phase("Staging", launched="Staging", attempt=2).build()
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging", attempt=2).build()
     (patch,) = statuses(decide(job, Children(pods={"stage": pod("j-stage", "Failed", stage=outage)})))
     assert (patch["phase"], patch["reason"]) == ("Failed", "InfrastructureFailure")
 
@@ -84,7 +84,7 @@ def test_an_outage_never_fails_a_job_before_max_attempts():
 )
 def test_prepare_failures(reason, retried):
     prepare = reported("prepare", Report("prepare", reason, f"{reason}: details"))
-    job = JobBuilder("j").phase("Running", launched="Running").build()
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Running", launched="Running").build()
     actions = decide(
         job, Children(pods={"run": pod("j-run", "Failed", prepare=prepare)}, workspace=True, policy=True)
     )
@@ -96,7 +96,7 @@ def test_prepare_failures(reason, retried):
 
 
 def _collecting(container: ContainerView, results=None):
-    job = JobBuilder("j").phase("Collecting", launched="Collecting").build()
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Collecting", launched="Collecting").build()
     children = Children(
         pods={
             "collect": pod(
@@ -125,7 +125,8 @@ def test_collect_success_records_a_bounded_summary_and_inline_results():
         "results": {"results": {"lesionCandidates": []}},
     }
     assert (
-        Delete("PersistentVolumeClaim", "j-ws") in actions and Delete("Secret", "j-collect-store") in actions
+        Delete("PersistentVolumeClaim", "j-0123abcd-ws") in actions
+        and Delete("Secret", "j-0123abcd-collect-store") in actions
     )
 
 
