@@ -22,7 +22,10 @@ def test_a_workspace_name_taken_by_another_claim_fails_the_job_and_leaves_the_cl
     claim = core.create_namespaced_persistent_volume_claim(
         jobs.ns,
         {
-            "metadata": {"name": name, "labels": {JOB_UID: uid, "app.kubernetes.io/managed-by": "kubecircus"}},
+            "metadata": {
+                "name": name,
+                "labels": {JOB_UID: uid, "app.kubernetes.io/managed-by": "kubecircus"},
+            },
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
         },
     )

@@ -101,7 +101,7 @@ def test_a_runtime_class_the_cluster_lacks_is_refused_with_the_api_servers_words
 
 def test_a_plugin_filling_its_disk_is_evicted_and_fails_for_it(jobs, make_plugin):
     # the kubelet measures disk use now and then (tens of seconds apart): wait long enough for it
-    fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; sleep 200; echo '{}' > /circus/out/results.json"
+    fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; sleep 200; echo '{}' >/circus/out/results.json"
     plugin = make_plugin(fill, resources={"limits": {"ephemeral-storage": "64Mi"}}, timeoutSeconds=300)
     jobs.create("filler", plugin)
     status = jobs.wait("filler", {"Succeeded", "Failed"}, timeout=330)
