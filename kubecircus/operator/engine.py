@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import urllib3
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 4
 
 
+class NotLeading(Exception):
+    """This replica does not hold the leader lease (any more): it writes nothing."""
+
+
 class Engine:
     def __init__(self, kube: Kube, store: StoreOps, config: OperatorConfig) -> None:
         self.kube = kube
@@ -50,6 +55,8 @@ class Engine:
         self._swept_at = 0.0
         self._round_at = time.monotonic()
         self.wake = threading.Event()
+        #: Whether this replica may act; leader election replaces it (``leader.LeaderElector``).
+        self.leading: Callable[[], bool] = lambda: True
 
     def health(self) -> str | None:
         """None while the scheduler loop comes round; else why this replica is unhealthy."""
@@ -121,6 +128,8 @@ class Engine:
         """
         try:
             self.reconcile_job(namespace, name)
+        except NotLeading as exc:
+            log.info("%s", exc)
         except Exception as exc:
             if isinstance(exc, ApiException | urllib3.exceptions.HTTPError) or unavailable(exc):
                 log.warning("reconciling %s/%s failed (%s); the next round retries", namespace, name, exc)
@@ -150,6 +159,8 @@ class Engine:
     def _apply(self, job: PluginJob, actions: list[Action]) -> None:
         version = job.metadata.get("resourceVersion")
         for action in actions:
+            if not self.leading():  # checked before each write: a lost lease stops mid-plan
+                raise NotLeading(f"not the leader: {job.key} is left to the replica that is")
             if isinstance(action, MintCredentials):
                 data = self.store.mint(action.policy, action.seconds, f"{job.namespace}.{job.name}")
                 self.kube.replace_secret(action.manifest, data)
@@ -166,7 +177,7 @@ class Engine:
 
     def sweep_cache(self) -> None:
         """Expire cached volumes every cache_sweep_seconds (errors wait for the next sweep)."""
-        if time.monotonic() - self._swept_at < self.config.cache_sweep_seconds:
+        if time.monotonic() - self._swept_at < self.config.cache_sweep_seconds or not self.leading():
             return
         self._swept_at = time.monotonic()
         try:
@@ -219,6 +230,8 @@ class Engine:
                 continue
         present = [j for j in jobs if not j.metadata.get("deletionTimestamp")]
         for job in expired(present, now, self.config.history_ttl_seconds, self.config.history_size):
+            if not self.leading():
+                raise NotLeading("not the leader: history is left to the replica that is")
             log.info("history: deleting finished job %s", job.key)
             self.kube.delete_job(job)
         counts = Counter(j.status.phase or "New" for j in jobs)
@@ -247,7 +260,9 @@ class Engine:
         """The loop: every reconcile_interval, or sooner when woken by an event."""
         while not stop.is_set():
             try:
-                due = self.schedule_once()
+                due = self.schedule_once() if self.leading() else []
+            except NotLeading:
+                due = []
             except Exception:  # the loop must survive API hiccups; the next round retries
                 log.exception("scheduler round failed; retrying")
                 due = []

@@ -13,25 +13,10 @@ from . import handlers, metrics
 from .config import OperatorConfig
 from .engine import Engine
 from .kube import Kube, load_api_client
-from .leader import RENEW_SECONDS, LeaderLease
+from .leader import LeaderElector
 from .storeops import StoreOps
 
 log = logging.getLogger(__name__)
-
-
-def _renew_forever(lease: LeaderLease, stop: threading.Event) -> None:
-    while not stop.wait(RENEW_SECONDS):
-        try:
-            ok = lease.try_acquire()
-        except Exception:
-            ok = False
-        if not ok:
-            log.error("lost the leader lease: stopping so that only one replica operates")
-            metrics.LEADER.set(0)
-            stop.set()
-            import os
-
-            os._exit(1)  # the kubelet restarts us as a standby
 
 
 def run(config: OperatorConfig | None = None) -> None:
@@ -46,13 +31,22 @@ def run(config: OperatorConfig | None = None) -> None:
     metrics.serve(config.metrics_port)
     api = load_api_client()
     stop = threading.Event()
-    lease = None
-    if config.leader_election:
-        lease = LeaderLease(api, config.namespace, config.lease_name, config.identity)
-        lease.wait_until_leader()
-        threading.Thread(target=_renew_forever, args=(lease, stop), name="lease", daemon=True).start()
-    metrics.LEADER.set(1)
+    elector = None
     engine = Engine(Kube(api), StoreOps(config), config)
+    if config.leader_election:
+        elector = LeaderElector(api, config.namespace, config.lease_name, config.identity)
+        elector.wait_until_leader()
+        engine.leading = elector.leading  # checked before every write the engine makes
+
+        def leadership_changed(leading: bool) -> None:
+            metrics.LEADER.set(1 if leading else 0)
+            if leading:
+                engine.wake.set()
+
+        threading.Thread(
+            target=elector.keep, args=(stop, leadership_changed), name="lease", daemon=True
+        ).start()
+    metrics.LEADER.set(1)
     metrics.HEALTH_CHECK = engine.health
     handlers.ENGINE = engine
     threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True).start()
@@ -60,5 +54,5 @@ def run(config: OperatorConfig | None = None) -> None:
         asyncio.run(kopf.operator(clusterwide=True, standalone=True, identity=config.identity))
     finally:
         stop.set()
-        if lease is not None:
-            lease.release()
+        if elector is not None:
+            elector.release()

@@ -7,7 +7,7 @@ import urllib.request
 
 from kubernetes import client
 
-from e2ekit import SYSTEM, launches, operator_pod, operator_pods, wait_operator_ready
+from e2ekit import SYSTEM, launches, max_concurrent, operator_pod, operator_pods, wait_operator_ready
 
 
 def test_sigkill_while_running_still_finishes_the_job_exactly_once(core, jobs, ns, make_plugin):
@@ -63,43 +63,46 @@ def test_exactly_one_replica_holds_the_lease(k8s, core):
     assert lease.spec.holder_identity == operator_pod(core).metadata.name
 
 
-def test_a_second_replica_stands_by_and_the_limit_holds(k8s, core, custom, jobs, make_plugin):
+def test_the_standby_takes_over_when_the_leader_dies_mid_queue_and_the_limit_holds(
+    k8s, core, jobs, ns, make_plugin
+):
+    """Two replicas; the leader is killed (SIGKILL, no lease release) while the first of four
+    jobs runs. The standby takes the lease, adopts the running job and works through the rest;
+    maxConcurrentJobs=1 holds across the change, from the operator's own start and end times."""
     apps = client.AppsV1Api(k8s)
+    leases = client.CoordinationV1Api(k8s)
     apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 2}})
     try:
         deadline = time.monotonic() + 120
         while len([p for p in operator_pods(core) if p.status.phase == "Running"]) < 2:
             assert time.monotonic() < deadline, "the second replica did not start"
             time.sleep(1)
-        time.sleep(3)
-        holder = (
-            client.CoordinationV1Api(k8s)
-            .read_namespaced_lease("kubecircus-operator", SYSTEM)
-            .spec.holder_identity
-        )
+        holder = leases.read_namespaced_lease("kubecircus-operator", SYSTEM).spec.holder_identity
         standby = next(p.metadata.name for p in operator_pods(core) if p.metadata.name != holder)
         deadline = time.monotonic() + 30
         while "standby" not in core.read_namespaced_pod_log(standby, SYSTEM):
             assert time.monotonic() < deadline, "the second replica does not report standing by"
             time.sleep(1)
-        plugin = make_plugin("sleep 2; echo '{}' > /circus/out/results.json")
-        for name in ("r1", "r2"):
+        plugin = make_plugin("sleep 3; echo '{}' > /circus/out/results.json")
+        names = ("r1", "r2", "r3", "r4")
+        for name in names:
             jobs.create(name, plugin)
-        peaks = []
-        while {jobs.status(n).get("phase") for n in ("r1", "r2")} - {"Succeeded", "Failed"}:
-            items = custom.list_cluster_custom_object("kubecircus.io", "v1alpha1", "pluginjobs")["items"]
-            peaks.append(
-                sum(
-                    1
-                    for j in items
-                    if (j.get("status") or {}).get("phase") in {"Staging", "Running", "Collecting"}
-                )
-            )
-            time.sleep(0.3)
-        assert max(peaks) == 1
-        assert {jobs.status(n)["phase"] for n in ("r1", "r2")} == {"Succeeded"}
+        jobs.wait("r1", {"Running"})
+        core.delete_namespaced_pod(holder, SYSTEM, grace_period_seconds=0)  # the leader dies
+        statuses = [jobs.wait(name, {"Succeeded", "Failed"}, timeout=300) for name in names]
+        assert [s["phase"] for s in statuses] == ["Succeeded"] * 4, statuses
+        assert leases.read_namespaced_lease("kubecircus-operator", SYSTEM).spec.holder_identity == standby
+        assert max_concurrent(statuses) == 1
+        for name in names:  # each plug-in ran exactly once, each job completed exactly once
+            assert launches(core, ns, jobs.child(name, "run")) == 1, name
+            events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+            assert [e.reason for e in events].count("Completed") == 1, name
     finally:
         apps.patch_namespaced_deployment_scale("kubecircus-operator", SYSTEM, {"spec": {"replicas": 1}})
+        deadline = time.monotonic() + 120
+        while len(operator_pods(core)) != 1:
+            assert time.monotonic() < deadline, "the deployment did not scale back"
+            time.sleep(1)
 
 
 def test_a_lost_plugin_pod_is_launched_again_after_a_backoff(core, jobs, ns, make_plugin):
