@@ -92,6 +92,9 @@ class OperatorConfig:
     metrics_port: int = 8080
     #: Only the holder of a Lease in this namespace runs (standby replicas wait).
     leader_election: bool = True
+    #: Namespaces whose PluginJobs this operator runs ("a,b"; "" = every namespace). The chart
+    #: then binds its namespaced permissions in these namespaces only (operator.watchNamespaces).
+    watch_namespaces: str = ""
     namespace: str = "kubecircus-system"
     lease_name: str = "kubecircus-operator"
     #: Identity of this replica (the pod name in the chart).
@@ -110,6 +113,10 @@ class OperatorConfig:
 
     def effective_priority(self, namespace: str, priority: int) -> int:
         return min(priority, self.priority_cap(namespace))
+
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted({n.strip() for n in self.watch_namespaces.split(",") if n.strip()}))
 
     @property
     def input_bucket_names(self) -> tuple[str, ...]:

@@ -208,7 +208,7 @@ class Engine:
 
     def schedule_once(self) -> list[tuple[str, str]]:
         """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile."""
-        jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs()]
+        jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
         plugins = self.kube.plugins()
         plan = plan_queue(jobs, plugins, self.config.max_concurrent_jobs, self.config.priority_cap)
         now = datetime.now(UTC)

@@ -16,14 +16,23 @@ from .api import GROUP, VERSION
 from .builders import JOB_UID, ROLE
 
 log = logging.getLogger(__name__)
-ENGINE: Any = None  # set by main.run() before kopf starts
+ENGINE: Any = None
+CHILD_POD_SELECTOR = f"{JOB_UID},{ROLE}"  # set by main.run() before kopf starts
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True  # leadership is the Lease's job (leader.py)
     settings.posting.level = logging.WARNING
+    # every call has a limit: a hung request or a silent watch is dropped and made again
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
     settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    # the API server filters pods: the operator receives only its children's events, never
+    # every pod of the cluster (the handler's own label filter would run on the client)
+    settings.watching.label_selectors["", "v1", "pods"] = CHILD_POD_SELECTOR
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecircus.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecircus.io")
 

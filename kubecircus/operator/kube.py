@@ -55,12 +55,36 @@ def _refusal(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+#: (connect, read) seconds for every API call the operator makes. A call that hangs (an
+#: overloaded API server, a half-open connection) fails and is retried by the next round instead
+#: of holding a job's lock, or the scheduler loop, for ever.
+REQUEST_TIMEOUT = (5.0, 30.0)
+
+
+class TimedApiClient(client.ApiClient):
+    """An ApiClient whose every request has a timeout unless the caller gives its own (the
+    generated client has no default: without one, a call may wait for ever)."""
+
+    def __init__(
+        self,
+        configuration: client.Configuration | None = None,
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(self, method, url, header_params=None, body=None, post_params=None, _request_timeout=None):  # type: ignore[override]
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or self.timeout
+        )
+
+
 def load_api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    return TimedApiClient()
 
 
 class Kube:
@@ -80,8 +104,15 @@ class Kube:
                 return None
             raise
 
-    def all_jobs(self) -> list[dict[str, Any]]:
-        return self.custom.list_cluster_custom_object(GROUP, VERSION, "pluginjobs")["items"]
+    def all_jobs(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Every PluginJob: cluster-wide, or in each of ``namespaces`` (where the operator's
+        namespaced permissions are bound when the chart's watchNamespaces is set)."""
+        if not namespaces:
+            return self.custom.list_cluster_custom_object(GROUP, VERSION, "pluginjobs")["items"]
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces:
+            items += self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pluginjobs")["items"]
+        return items
 
     def plugins(self) -> dict[str, Plugin]:
         items = self.custom.list_cluster_custom_object(GROUP, VERSION, "plugins")["items"]

@@ -51,7 +51,12 @@ def run(config: OperatorConfig | None = None) -> None:
     handlers.ENGINE = engine
     threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True).start()
     try:
-        asyncio.run(kopf.operator(clusterwide=True, standalone=True, identity=config.identity))
+        namespaces = list(config.watched_namespaces)
+        asyncio.run(
+            kopf.operator(
+                clusterwide=not namespaces, namespaces=namespaces, standalone=True, identity=config.identity
+            )
+        )
     finally:
         stop.set()
         if elector is not None:

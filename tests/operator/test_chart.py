@@ -180,3 +180,30 @@ def test_namespace_priority_caps_reach_the_operator():
         env["KUBECIRCUS_NAMESPACE_MAX_PRIORITY"] == "team-a=50,team-b=5"
         and env["KUBECIRCUS_MAX_PRIORITY"] == "100"
     )
+
+
+def _bindings(docs: list[dict]) -> dict[tuple[str, str | None], str]:
+    """(kind, namespace) of every binding of the operator's namespaced ClusterRole."""
+    return {
+        (d["kind"], d["metadata"].get("namespace")): d["roleRef"]["name"]
+        for d in docs
+        if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and d["roleRef"]["name"] == "kubecircus-operator"
+    }
+
+
+def test_watch_namespaces_bind_the_operator_there_only():
+    everywhere = _render(*STORE)
+    assert set(_bindings(everywhere)) == {("ClusterRoleBinding", None)}
+    scoped = _render(*STORE, "--set", "operator.watchNamespaces={radiology-a,radiology-b}")
+    assert set(_bindings(scoped)) == {("RoleBinding", "radiology-a"), ("RoleBinding", "radiology-b")}
+    (deployment,) = [d for d in scoped if d["kind"] == "Deployment" and "operator" in d["metadata"]["name"]]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBECIRCUS_WATCH_NAMESPACES"] == "radiology-a,radiology-b"
+    (cluster_wide,) = [
+        d
+        for d in scoped
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubecircus-operator-cluster"
+    ]
+    resources = {r for rule in cluster_wide["rules"] for r in rule["resources"]}
+    assert resources == {"plugins", "customresourcedefinitions"}  # nothing that lives in a namespace

@@ -37,3 +37,11 @@ def test_bad_values_are_refused_by_name(env):
 def test_the_input_buckets_may_not_include_kubecircus_own_bucket():
     with pytest.raises(ValueError, match="could then read every tenant's outputs"):
         OperatorConfig.from_env({"KUBECIRCUS_INPUT_BUCKETS": "dicom,kubecircus"})
+
+
+def test_watch_namespaces_are_read_as_a_set():
+    config = OperatorConfig.from_env(
+        {"KUBECIRCUS_WATCH_NAMESPACES": " radiology-b,radiology-a,, radiology-b"}
+    )
+    assert config.watched_namespaces == ("radiology-a", "radiology-b")
+    assert OperatorConfig.from_env({}).watched_namespaces == ()  # every namespace
