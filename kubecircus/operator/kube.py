@@ -111,7 +111,8 @@ class Kube:
             return self.custom.list_cluster_custom_object(GROUP, VERSION, "pluginjobs")["items"]
         items: list[dict[str, Any]] = []
         for namespace in namespaces:
-            items += self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pluginjobs")["items"]
+            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pluginjobs")
+            items += listed["items"]
         return items
 
     def plugins(self) -> dict[str, Plugin]:
