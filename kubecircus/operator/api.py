@@ -8,7 +8,7 @@ operator parses what it reads from the API server with them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,16 @@ class Resources(CamelModel):
     limits: ResourceList | None = Field(None, description="What the plug-in pod may use at most.")
 
 
+class Toleration(CamelModel):
+    key: str | None = Field(None, description="The taint key tolerated (empty with Exists: every taint).")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
+    value: str | None = Field(None, description="The taint value, with Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="The taint effect tolerated (empty: every effect)."
+    )
+    toleration_seconds: int | None = Field(None, description="With NoExecute: how long the pod may stay.")
+
+
 class PluginSpec(CamelModel):
     image: str = Field(
         description="Container image of the plug-in (a CIRCUS CS plug-in image runs unmodified). "
@@ -90,6 +100,14 @@ class PluginSpec(CamelModel):
     )
     resources: Resources | None = Field(None, description="CPU and memory of the plug-in pod.")
     gpus: int = Field(0, ge=0, le=16, description="NVIDIA GPUs the plug-in pod requests (nvidia.com/gpu).")
+    node_selector: dict[str, str] | None = Field(
+        None,
+        description="Node labels the plug-in pod needs (e.g. a GPU model). A job's stage and collect "
+        "pods follow them too, so a node-local workspace is made where the plug-in can run.",
+    )
+    tolerations: list[Toleration] | None = Field(
+        None, description="Taints the plug-in pod tolerates (e.g. dedicated GPU nodes); its steps' pods too."
+    )
     runtime_class_name: str | None = Field(
         None,
         description="RuntimeClass of the plug-in pod, e.g. a gVisor or Kata sandbox the cluster offers "

@@ -155,6 +155,20 @@ CONTAINER_SECURITY = {
 }
 
 
+def placement(plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
+    """Where a job's pods may run: where its plug-in can. The run pod needs the Plugin's node
+    labels and tolerations (and, with GPUs, the chart's GPU node labels); the stage and collect
+    pods get the same, because a node-local workspace is made on the node of its first pod."""
+    selector = dict(config.gpu_node_labels if plugin.spec.gpus else {})
+    selector.update(plugin.spec.node_selector or {})
+    out: dict[str, Any] = {}
+    if selector:
+        out["nodeSelector"] = selector
+    if plugin.spec.tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in plugin.spec.tolerations]
+    return out
+
+
 def _pod(
     job: PluginJob,
     role: str,
@@ -163,6 +177,7 @@ def _pod(
     volumes: list[dict[str, Any]],
     deadline: int,
     init: list[dict[str, Any]] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -179,6 +194,7 @@ def _pod(
     }
     if init:
         spec["initContainers"] = init
+    spec.update(where or {})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -235,7 +251,7 @@ def _worker_volumes(job: PluginJob, step: str) -> list[dict[str, Any]]:
 DNS_CONFIG = {"options": [{"name": "timeout", "value": "1"}, {"name": "attempts", "value": "5"}]}
 
 
-def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
+def stage_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[str, Any]:
     """Fetches, converts (through the cache) and lays out every input on the workspace."""
     task = {
         "namespace": job.namespace,
@@ -252,7 +268,15 @@ def stage_pod(job: PluginJob, config: OperatorConfig) -> dict[str, Any]:
         *_worker_volumes(job, "stage"),
         {"name": "scratch", "emptyDir": {"sizeLimit": config.scratch_size}},
     ]
-    pod = _pod(job, "stage", config, [container], volumes, config.stage_deadline_seconds)
+    pod = _pod(
+        job,
+        "stage",
+        config,
+        [container],
+        volumes,
+        config.stage_deadline_seconds,
+        where=placement(plugin, config),
+    )
     pod["spec"]["dnsConfig"] = DNS_CONFIG
     return pod
 
@@ -329,7 +353,16 @@ def run_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig, timeout: int
         {"name": "worker-tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "plugin-tmp", "emptyDir": {"sizeLimit": config.plugin_tmp_size}},
     ]
-    pod = _pod(job, "run", config, [plugin_container], volumes, timeout, init=[prepare])
+    pod = _pod(
+        job,
+        "run",
+        config,
+        [plugin_container],
+        volumes,
+        timeout,
+        init=[prepare],
+        where=placement(plugin, config),
+    )
     runtime = spec.runtime_class_name or config.plugin_runtime_class
     if runtime:
         pod["spec"]["runtimeClassName"] = runtime
@@ -361,7 +394,13 @@ def collect_pod(job: PluginJob, plugin: Plugin, config: OperatorConfig) -> dict[
     mounts = [{"name": "workspace", "mountPath": "/ws", "readOnly": True}]
     container = _worker("collect", config, task, mounts, store=True)
     pod = _pod(
-        job, "collect", config, [container], _worker_volumes(job, "collect"), config.collect_deadline_seconds
+        job,
+        "collect",
+        config,
+        [container],
+        _worker_volumes(job, "collect"),
+        config.collect_deadline_seconds,
+        where=placement(plugin, config),
     )
     pod["spec"]["dnsConfig"] = DNS_CONFIG
     return pod

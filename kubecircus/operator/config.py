@@ -53,6 +53,9 @@ class OperatorConfig:
     #: The plug-in's writable /tmp, and its ephemeral-storage limit when the Plugin sets none.
     plugin_tmp_size: str = "1Gi"
     plugin_ephemeral_storage: str = "2Gi"
+    #: Node labels of GPU nodes ("nvidia.com/gpu.present=true"): a job whose Plugin asks for
+    #: GPUs runs all its pods there, so its node-local workspace is made where the GPU is.
+    gpu_node_selector: str = ""
     #: What a plug-in pod gets when its Plugin says nothing (never a BestEffort pod).
     plugin_cpu_request: str = "250m"
     plugin_memory_request: str = "256Mi"
@@ -113,6 +116,11 @@ class OperatorConfig:
 
     def effective_priority(self, namespace: str, priority: int) -> int:
         return min(priority, self.priority_cap(namespace))
+
+    @property
+    def gpu_node_labels(self) -> dict[str, str]:
+        pairs = (p.split("=", 1) for p in self.gpu_node_selector.split(",") if "=" in p)
+        return {k.strip(): v.strip() for k, v in pairs if k.strip()}
 
     @property
     def watched_namespaces(self) -> tuple[str, ...]:

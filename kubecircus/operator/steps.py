@@ -57,7 +57,7 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
         inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
         stage_policy = policy.stage_policy(job.namespace, inputs, config.store_bucket)
         plan.add(_credentials(s, "stage", stage_policy, config.stage_deadline_seconds))
-        manifest = builders.stage_pod(job, config)
+        manifest = builders.stage_pod(job, s.plugin, config)
     elif phase == Phase.RUNNING:
         if not s.children.policy:  # the deny-all policy must exist before the plug-in pod
             return plan.add(Create(builders.isolation_policy(job)))

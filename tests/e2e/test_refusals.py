@@ -107,3 +107,32 @@ def test_a_plugin_filling_its_disk_is_evicted_and_fails_for_it(jobs, make_plugin
     status = jobs.wait("filler", {"Succeeded", "Failed"}, timeout=330)
     assert (status["phase"], status["reason"]) == ("Failed", "StorageLimitExceeded"), status
     assert "64Mi" in status["message"] and status["attempt"] == 0
+
+
+def test_a_job_runs_only_where_its_plugin_may_and_waits_where_no_node_fits(core, jobs, make_plugin):
+    node = core.list_node().items[0].metadata.name
+    here = make_plugin(
+        "echo '{}' > /circus/out/results.json",
+        nodeSelector={"kubernetes.io/hostname": node},
+        tolerations=[{"key": "example.org/imaging", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    jobs.create("placed", here)
+    assert jobs.wait("placed", {"Succeeded", "Failed"}, timeout=180)["phase"] == "Succeeded"
+    nowhere = make_plugin("echo '{}' > /circus/out/results.json", nodeSelector={"example.org/absent": "yes"})
+    jobs.create("unplaced", nowhere)
+    stage = jobs.child("unplaced", "stage")
+    deadline = time.monotonic() + 60
+    while True:  # the stage pod, not only the plug-in's, waits for a node the plug-in could use
+        try:
+            pod = core.read_namespaced_pod(stage, jobs.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            pod = None
+        conditions = {c.type: c for c in (pod.status.conditions or [])} if pod else {}
+        if "PodScheduled" in conditions and conditions["PodScheduled"].status == "False":
+            break
+        assert time.monotonic() < deadline, "the stage pod was never found unschedulable"
+        time.sleep(0.5)
+    assert pod.spec.node_selector == {"example.org/absent": "yes"}
+    jobs.patch("unplaced", {"spec": {"cancel": True}})
+    assert jobs.wait("unplaced", {"Cancelled"})["phase"] == "Cancelled"

@@ -476,3 +476,37 @@ def test_a_capped_priority_is_told_with_an_event():
         for a in decide(JobBuilder(namespace="team").spec(priority=5).build(), config=config)
         if isinstance(a, Warn)
     ]
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_every_pod_of_a_job_goes_where_its_plugin_can_run(gpus):
+    """A node-local workspace is made on the node of the job's first pod (stage): if that node
+    cannot run the plug-in (no GPU, a missing label, an untolerated taint), the job is stuck."""
+    config = OperatorConfig(identity="t", gpu_node_selector="nvidia.com/gpu.present=true")
+    spec = {
+        "gpus": gpus,
+        "nodeSelector": {"example.org/scanner-lab": "b"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "imaging", "effect": "NoSchedule"}
+        ],
+    }
+    plug = plugin(**spec)
+    pods = {}
+    for phase, children in [
+        ("Staging", Children(workspace=True, policy=True)),
+        ("Running", Children(workspace=True, policy=True)),
+        ("Collecting", Children(workspace=True, policy=True)),
+    ]:
+        job = JobBuilder("j").phase(phase, pluginSpec=plug.spec.model_dump(by_alias=True, exclude_none=True))
+        (pod_manifest,) = [
+            a.manifest
+            for a in decide(job.build(), children, plug=plug, config=config)
+            if isinstance(a, Create) and a.manifest["kind"] == "Pod"
+        ]
+        pods[phase] = pod_manifest["spec"]
+    wanted = {"example.org/scanner-lab": "b", **({"nvidia.com/gpu.present": "true"} if gpus else {})}
+    for phase, spec_ in pods.items():
+        assert spec_["nodeSelector"] == wanted, phase
+        assert spec_["tolerations"] == [
+            {"key": "dedicated", "operator": "Equal", "value": "imaging", "effect": "NoSchedule"}
+        ], phase

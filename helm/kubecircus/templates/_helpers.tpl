@@ -51,3 +51,11 @@ kubecircus-minio.{{ .Release.Namespace }}.svc:9000
 {{- end -}}
 {{- join "," $caps -}}
 {{- end -}}
+
+{{- define "kubecircus.gpuNodeSelector" -}}
+{{- $pairs := list -}}
+{{- range $k := keys .Values.jobs.gpuNodeSelector | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%v" $k (index $.Values.jobs.gpuNodeSelector $k)) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
