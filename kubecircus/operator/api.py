@@ -247,6 +247,11 @@ class PluginJobStatus(CamelModel):
         description="Where the job is: Queued, Staging, Running, Collecting, Succeeded, Failed or Cancelled.",
     )
     queue_position: int | None = Field(None, description="1 runs next; unset when not waiting.")
+    queued_at: str | None = Field(
+        None,
+        description="When the job last entered the queue (submitted or resubmitted): its place among "
+        "jobs of equal priority (RFC 3339).",
+    )
     progress: float | None = Field(None, ge=0, le=1, description="Rough progress from 0 to 1.")
     reason: str | None = Field(None, description="Why the job is in its phase (e.g. Timeout, ExitCode).")
     message: str | None = Field(None, description="Details for people.")

@@ -9,13 +9,14 @@ keeps a stale decision from ever being written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import urllib3
@@ -26,7 +27,7 @@ from kubecircus.worker.report import decode
 
 from . import metrics
 from .actions import Action, DeleteObjects, MintCredentials, PatchStatus, SetFinalizer, StoreLog
-from .api import FINISHED_PHASES, Phase, PluginJob
+from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .decide import FINALIZER, admit, pending_resubmit, reconcile, refused
 from .kube import Conflict, Kube, Refused
@@ -49,7 +50,7 @@ class Engine:
         self.kube = kube
         self.store = store
         self.config = config
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, list] = {}  # key -> [lock, holders and waiters]
         self._guard = threading.Lock()
         self._probes_at = 0.0
         self._swept_at = 0.0
@@ -71,12 +72,24 @@ class Engine:
             self._probes_at = time.monotonic()
         return self.config
 
-    def _lock(self, key: str) -> threading.Lock:
+    @contextlib.contextmanager
+    def _job_lock(self, key: str) -> Iterator[None]:
+        """One reconcile per job at a time. Locks live only while someone holds or waits for
+        them: keys come from events (a pod's annotation), and must not pile up in memory."""
         with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
 
     def reconcile_job(self, namespace: str, name: str) -> None:
-        with self._lock(f"{namespace}/{name}"):
+        with self._job_lock(f"{namespace}/{name}"):
             for _ in range(MAX_ROUNDS):
                 body = self.kube.job(namespace, name)
                 if body is None:
@@ -247,14 +260,41 @@ class Engine:
                 and j.key not in admitted
             )
         )
-        return [
-            (j.namespace, j.name)
-            for j in jobs
-            if j.key in admitted
-            or j.status.phase not in {p.value for p in FINISHED_PHASES}
-            or pending_resubmit(j) is not None
-            or j.metadata.get("deletionTimestamp")
-        ]
+        due = []
+        for job in jobs:
+            if job.key in admitted:
+                due.append((job.namespace, job.name))
+            elif self._waiting(job):
+                self._settle_queued(job, plugins.get(job.spec.plugin), now)
+            elif (
+                job.status.phase not in {p.value for p in FINISHED_PHASES}
+                or pending_resubmit(job) is not None
+                or job.metadata.get("deletionTimestamp")
+            ):
+                due.append((job.namespace, job.name))
+        return due
+
+    @staticmethod
+    def _waiting(job: PluginJob) -> bool:
+        """Queued and staying so: nothing to create, nothing to clean up."""
+        return (
+            job.status.phase == Phase.QUEUED.value
+            and not job.spec.cancel
+            and not job.metadata.get("deletionTimestamp")
+            and pending_resubmit(job) is None
+        )
+
+    def _settle_queued(self, job: PluginJob, plugin: Plugin | None, now: datetime) -> None:
+        """A waiting job is decided from the listing alone (it has no children yet): a thousand
+        parked jobs cost the scheduler round no API call each, only those whose inputs or
+        Plugin became impossible get a write."""
+        plan = reconcile(job, plugin, Children(), self.config, now)
+        if plan.actions:
+            try:
+                self._apply(job, plan.actions)
+                self._observe_transitions(job, plan.actions)
+            except Conflict:
+                pass  # the job changed: its own event, or the next round, decides again
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The loop: every reconcile_interval, or sooner when woken by an event."""
@@ -268,6 +308,7 @@ class Engine:
                 due = []
             for namespace, name in due:  # one job's trouble never holds up the others
                 self.reconcile_safely(namespace, name)
+                self._round_at = time.monotonic()  # progress, however many jobs there are
             self.sweep_cache()
             self._round_at = time.monotonic()
             self.wake.wait(self.config.reconcile_interval)

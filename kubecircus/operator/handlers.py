@@ -8,6 +8,7 @@ PluginJobs stuck in deletion.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import kopf
@@ -17,7 +18,11 @@ from .builders import JOB_UID, ROLE
 
 log = logging.getLogger(__name__)
 ENGINE: Any = None
-CHILD_POD_SELECTOR = f"{JOB_UID},{ROLE}"  # set by main.run() before kopf starts
+CHILD_POD_SELECTOR = f"{JOB_UID},{ROLE}"
+#: A PluginJob name: a DNS subdomain of at most 253 characters.
+JOB_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)  # set by main.run() before kopf starts
 
 
 @kopf.on.startup()
@@ -54,7 +59,7 @@ def job_changed(name: str, namespace: str, type: str | None, **_: Any) -> None:
 @kopf.on.event("", "v1", "pods", labels={JOB_UID: kopf.PRESENT, ROLE: kopf.PRESENT})
 def child_pod_changed(namespace: str, annotations: kopf.Annotations, **_: Any) -> None:
     job = annotations.get("kubecircus.io/job")
-    if job:
+    if job and JOB_NAME.fullmatch(job):  # anyone who may label a pod can write this: check it
         _reconcile(namespace, job)
 
 

@@ -33,11 +33,15 @@ class Refused(Exception):
         self.name_conflict = name_conflict
 
 
+def _owner_references(metadata: Any) -> list[Any]:
+    refs = metadata.get("ownerReferences") if isinstance(metadata, dict) else metadata.owner_references
+    return list(refs or ())
+
+
 def owned_by(metadata: Any, uid: str) -> bool:
     """Whether an object's controller is the job with this UID. Labels can be set by anyone who
     may create the object; the operator acts only on children it can prove are the job's own."""
-    refs = metadata.get("ownerReferences") if isinstance(metadata, dict) else metadata.owner_references
-    for ref in refs or ():
+    for ref in _owner_references(metadata):
         ref_uid = ref.get("uid") if isinstance(ref, dict) else ref.uid
         controller = ref.get("controller") if isinstance(ref, dict) else ref.controller
         if ref_uid == uid and controller:
@@ -58,7 +62,8 @@ def _refusal(exc: ApiException) -> str:
 #: (connect, read) seconds for every API call the operator makes. A call that hangs (an
 #: overloaded API server, a half-open connection) fails and is retried by the next round instead
 #: of holding a job's lock, or the scheduler loop, for ever.
-REQUEST_TIMEOUT = (5.0, 30.0)
+#: Together they stay within the leader's margin (``leader.Timing``: lease - renew deadline).
+REQUEST_TIMEOUT = (3.0, 6.0)
 
 
 class TimedApiClient(client.ApiClient):
@@ -132,9 +137,16 @@ class Kube:
         one the operator gives and the job is its controller (a labelled look-alike is ignored)."""
         selector = f"{builders.JOB_UID}={job.uid}"
 
+        deleting = bool(job.metadata.get("deletionTimestamp"))
+
         def ours(metadata: Any, suffix: str) -> bool:
             name = metadata["name"] if isinstance(metadata, dict) else metadata.name
-            return name == builders.child_name(job, suffix) and owned_by(metadata, job.uid)
+            if name != builders.child_name(job, suffix):
+                return False
+            # `kubectl delete --cascade=orphan` strips the ownerReferences of a job's children
+            # before the job goes: while it is deleted, an orphan with its child's name and
+            # label is still cleaned up (never adopted to run anything)
+            return owned_by(metadata, job.uid) or (deleting and not _owner_references(metadata))
 
         pods: dict[str, PodView] = {}
         raw_pods = self.core.list_namespaced_pod(job.namespace, label_selector=selector)
@@ -331,7 +343,9 @@ class Kube:
     def event(self, job: PluginJob, event: Event) -> None:
         now = datetime.now(UTC)
         body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{job.name[:200]}.", namespace=job.namespace),
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{job.name[:200].rstrip('-.')}.", namespace=job.namespace
+            ),
             involved_object=client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}",
                 kind="PluginJob",

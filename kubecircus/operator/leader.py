@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Timing:
-    """client-go's defaults: renew_deadline < lease, so a leader gives up before it can expire."""
+    """renew_deadline < lease, so a leader gives up before it can expire; the gap (10 s) is longer
+    than any single API call may take (``kube.REQUEST_TIMEOUT``), so a write sent just before
+    the leader gives up has landed or failed before a standby can lead."""
 
-    lease: float = 15.0
+    lease: float = 20.0
     renew_deadline: float = 10.0
     retry: float = 2.0
 
@@ -65,6 +67,7 @@ class LeaderElector:
         self._seen_version: str | None = None
         self._seen_at = 0.0  # local monotonic time the record was last seen to change
         self._renewed_at: float | None = None  # when our last successful acquire/renew started
+        self._stood_down = False
         #: Seconds allowed to each API call: a hung renew must end well inside the deadline.
         self._call_timeout = max(1.0, self.timing.renew_deadline / 2)
 
@@ -97,7 +100,8 @@ class LeaderElector:
             return self._won(created, started)
         spec = lease.spec
         if lease.metadata.resource_version != self._seen_version:
-            self._seen_version, self._seen_at = lease.metadata.resource_version, started
+            # observed *now*, after the read returned: never earlier than the write it shows
+            self._seen_version, self._seen_at = lease.metadata.resource_version, self.clock()
         holder = spec.holder_identity or ""
         duration = spec.lease_duration_seconds or self.timing.lease
         if holder and holder != self.identity and self.clock() - self._seen_at < duration:
@@ -116,8 +120,9 @@ class LeaderElector:
         return self._won(replaced, started)
 
     def _won(self, lease: client.V1Lease, started: float) -> bool:
-        self._seen_version, self._seen_at = lease.metadata.resource_version, started
-        self._renewed_at = started
+        self._seen_version, self._seen_at = lease.metadata.resource_version, self.clock()
+        if not self._stood_down:
+            self._renewed_at = started  # counted from before the call: conservative
         return True
 
     def _spec(self, transitions: int, acquired: datetime | None) -> client.V1LeaseSpec:
@@ -175,8 +180,16 @@ class LeaderElector:
             return None
         return lease.spec.holder_identity
 
+    def stand_down(self) -> None:
+        """Stop counting as leader at once, for good (a clean exit): nothing this replica still
+        has in flight is let through ``leading()`` any more, and no renew makes it leader again."""
+        self._stood_down = True
+        self._renewed_at = None
+
     def release(self) -> None:
-        """Give the lease up on a clean exit: a standby takes it at once, not after it expires."""
+        """Give the lease up on a clean exit, after ``stand_down`` and after the threads that
+        write have stopped: a standby takes it at once, not after it expires."""
+        self.stand_down()
         try:
             lease = self.coordination.read_namespaced_lease(
                 self.name, self.namespace, _request_timeout=self._call_timeout
@@ -188,4 +201,3 @@ class LeaderElector:
                 )
         except (ApiException, OSError) as exc:
             log.warning("could not release the lease: %s", exc)
-        self._renewed_at = None

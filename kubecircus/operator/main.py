@@ -49,7 +49,8 @@ def run(config: OperatorConfig | None = None) -> None:
     metrics.LEADER.set(1)
     metrics.HEALTH_CHECK = engine.health
     handlers.ENGINE = engine
-    threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True).start()
+    scheduler = threading.Thread(target=engine.run_scheduler, args=(stop,), name="scheduler", daemon=True)
+    scheduler.start()
     try:
         namespaces = list(config.watched_namespaces)
         asyncio.run(
@@ -57,7 +58,11 @@ def run(config: OperatorConfig | None = None) -> None:
                 clusterwide=not namespaces, namespaces=namespaces, standalone=True, identity=config.identity
             )
         )
-    finally:
+    finally:  # a clean exit: stop writing, let what is in flight land, then hand the lease over
         stop.set()
         if elector is not None:
+            elector.stand_down()
+        engine.wake.set()
+        scheduler.join(timeout=30)
+        if elector is not None and not scheduler.is_alive():
             elector.release()

@@ -2,8 +2,9 @@
 
 Pure functions over a snapshot of every PluginJob (one consistent list from the API server), so
 the scheduler loop never trusts a stale cache with admission. Order: priority (higher first),
-then creation time, then name. A job whose plug-in is at its own ``maxConcurrent`` waits without
-blocking jobs of other plug-ins behind it; the global ``maxConcurrentJobs`` is never exceeded.
+then the time the job entered the queue (``status.queuedAt``, stamped at submit and resubmit),
+then name. A job whose plug-in is at its own ``maxConcurrent`` waits without blocking jobs of
+other plug-ins behind it; the global ``maxConcurrentJobs`` is never exceeded.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ class QueuePlan:
 
 
 def order_key(job: PluginJob, cap: Callable[[str], int] | None = None) -> tuple[int, str, str]:
-    """Priority (capped for its namespace), then creation time, then name."""
+    """Priority (capped for its namespace), then when it entered the queue, then name. A
+    resubmitted job does not keep its old creation time's place in front of jobs that waited."""
     priority = job.spec.priority if cap is None else min(job.spec.priority, cap(job.namespace))
-    return (-priority, job.created, job.key)
+    return (-priority, job.status.queued_at or job.created, job.key)
 
 
 def plan_queue(

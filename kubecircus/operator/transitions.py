@@ -78,6 +78,8 @@ def transition(
         patch["progress"] = PROGRESS[phase]
     if phase == Phase.SUCCEEDED:
         patch["progress"] = 1.0
+    if phase == Phase.QUEUED:
+        patch["queuedAt"] = stamp  # a resubmitted job queues behind those already waiting
     if phase in FINISHED_PHASES:
         patch["completionTime"] = stamp
         patch["queuePosition"] = None

@@ -147,3 +147,39 @@ def test_a_released_lease_is_taken_at_once(lease_ns):
 def test_timings_that_could_make_two_leaders_are_refused():
     with pytest.raises(ValueError, match="renew_deadline < lease"):
         Timing(lease=10, renew_deadline=15, retry=2)
+
+
+class SlowReads:
+    """The real Lease API, with reads that take ``delay`` seconds to come back."""
+
+    def __init__(self, api: client.CoordinationV1Api, delay: float) -> None:
+        self.api, self.delay = api, delay
+
+    def read_namespaced_lease(self, *args, **kwargs):
+        lease = self.api.read_namespaced_lease(*args, **kwargs)
+        time.sleep(self.delay)
+        return lease
+
+    def __getattr__(self, name):
+        return getattr(self.api, name)
+
+
+def test_a_slow_read_never_shortens_the_standbys_wait(lease_ns):
+    """Expiry counts from when the standby *saw* the record (after its read returned), never
+    from when it asked: a slow read must not eat the leader's margin."""
+    leader, standby = elector(lease_ns, "a"), elector(lease_ns, "b")
+    assert leader.try_acquire_or_renew()
+    renewed = time.monotonic()  # the leader's last renew has landed; it stops renewing now
+    standby.coordination = SlowReads(standby.coordination, delay=1.5)
+    while not standby.try_acquire_or_renew():
+        pass
+    assert time.monotonic() - renewed >= FAST.lease + 1.5 - 0.1
+
+
+def test_a_replica_that_stood_down_never_leads_again(lease_ns):
+    leader = elector(lease_ns, "a")
+    assert leader.try_acquire_or_renew() and leader.leading()
+    leader.stand_down()  # a clean exit has begun: in-flight work must not be let through
+    assert not leader.leading()
+    assert leader.try_acquire_or_renew()  # it still holds the Lease until it releases it...
+    assert not leader.leading()  # ...but it does not count as leader any more

@@ -48,3 +48,43 @@ def test_the_longest_job_name_still_runs(core, jobs, make_plugin):
     assert status["phase"] == "Succeeded", status
     assert status["outputs"]["results"] == {"n": 1}
     assert launches(core, jobs.ns, jobs.child(longest, "run")) == 1
+
+
+def test_a_job_deleted_with_cascade_orphan_still_takes_its_children_with_it(
+    core, k8s, custom, jobs, make_plugin
+):
+    """`kubectl delete --cascade=orphan` strips the children's ownerReferences; the plug-in pod
+    with patient data mounted, the workspace and the policy must go all the same."""
+    from kubernetes import client
+
+    from e2ekit import GROUP, VERSION
+
+    jobs.create("orphaned", make_plugin("sleep 300"))
+    jobs.wait("orphaned", {"Running"})
+    uid = jobs.get("orphaned")["metadata"]["uid"]
+    selector = f"{JOB_UID}={uid}"
+    deadline = time.monotonic() + 60
+    while not core.list_namespaced_pod(jobs.ns, label_selector=f"{selector},kubecircus.io/role=run").items:
+        assert time.monotonic() < deadline, "the plug-in pod never appeared"
+        time.sleep(0.3)
+    custom.delete_namespaced_custom_object(
+        GROUP, VERSION, jobs.ns, "pluginjobs", "orphaned", propagation_policy="Orphan"
+    )
+    networking = client.NetworkingV1Api(k8s)
+    deadline = time.monotonic() + 90
+    while True:
+        left = [
+            *[p.metadata.name for p in core.list_namespaced_pod(jobs.ns, label_selector=selector).items],
+            *[
+                c.metadata.name
+                for c in core.list_namespaced_persistent_volume_claim(jobs.ns, label_selector=selector).items
+            ],
+            *[
+                p.metadata.name
+                for p in networking.list_namespaced_network_policy(jobs.ns, label_selector=selector).items
+            ],
+        ]
+        if not left:
+            break
+        assert time.monotonic() < deadline, f"left behind after the job went: {left}"
+        time.sleep(1)

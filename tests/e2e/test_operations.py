@@ -77,7 +77,11 @@ def test_the_standby_takes_over_when_the_leader_dies_mid_queue_and_the_limit_hol
         while len([p for p in operator_pods(core) if p.status.phase == "Running"]) < 2:
             assert time.monotonic() < deadline, "the second replica did not start"
             time.sleep(1)
-        holder = leases.read_namespaced_lease("kubecircus-operator", SYSTEM).spec.holder_identity
+        while (
+            holder := leases.read_namespaced_lease("kubecircus-operator", SYSTEM).spec.holder_identity
+        ) not in {p.metadata.name for p in operator_pods(core)}:  # a replica of an earlier deploy
+            assert time.monotonic() < deadline, f"no running replica holds the lease ({holder})"
+            time.sleep(1)
         standby = next(p.metadata.name for p in operator_pods(core) if p.metadata.name != holder)
         deadline = time.monotonic() + 30
         while "standby" not in core.read_namespaced_pod_log(standby, SYSTEM):

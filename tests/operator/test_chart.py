@@ -152,15 +152,22 @@ def test_people_get_roles_to_bind_per_namespace():
     roles = {d["metadata"]["name"]: d for d in _render(*STORE) if d["kind"] == "ClusterRole"}
     submitter, viewer = roles["kubecircus-job-submitter"], roles["kubecircus-job-viewer"]
     granted = {(r, v) for rule in submitter["rules"] for r in rule["resources"] for v in rule["verbs"]}
-    assert ("pluginjobs", "create") in granted and ("plugins", "get") in granted
-    assert not {
-        g
-        for g in granted
-        if g[0] in {"pluginjobs/status", "plugins"} and g[1] not in {"get", "list", "watch"}
-    }
+    assert ("pluginjobs", "create") in granted
+    assert not {g for g in granted if g[0] in {"pluginjobs/status", "plugins"}}  # never via a namespace
     assert {v for rule in viewer["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
     assert submitter["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    # Plugins are cluster-scoped: the catalogue is readable through a cluster-wide binding
+    reader = roles["kubecircus-plugin-reader"]
+    assert reader["rules"] == [
+        {"apiGroups": ["kubecircus.io"], "resources": ["plugins"], "verbs": ["get", "list", "watch"]}
+    ]
+    bindings = {d["metadata"]["name"]: d for d in _render(*STORE) if d["kind"] == "ClusterRoleBinding"}
+    assert bindings["kubecircus-plugin-reader"]["subjects"][0]["name"] == "system:authenticated"
+    nobody = _render(*STORE, "--set", "rbac.pluginsReadableBy=null")
+    assert "kubecircus-plugin-reader" not in {
+        d["metadata"]["name"] for d in nobody if d["kind"] == "ClusterRoleBinding"
+    }
 
 
 def test_namespace_priority_caps_reach_the_operator():

@@ -245,6 +245,7 @@ def test_resubmit_requeues_a_failed_job_once_and_forgets_its_old_outputs():
     (patch,) = statuses(actions)
     assert patch["phase"] == "Queued" and patch["resubmitted"] == "1" and patch["exitCode"] is None
     assert patch["logRef"] is None and patch["inputs"] is None
+    assert patch["queuedAt"] == "2026-01-02T03:04:05Z"  # its place in the queue is now
     assert DeleteObjects(f"jobs/team/{job.build().uid}/") in actions
     again = job.status(resubmitted="1").build()
     assert statuses(decide(again)) == []

@@ -65,3 +65,84 @@ def test_a_replica_that_does_not_lead_writes_nothing():
     engine.wake.set()
     loop.join(timeout=10)
     assert not loop.is_alive() and asked == []
+
+
+class ListingOnly:
+    """The API server as the scheduler round should use it for parked jobs: one listing of jobs
+    and one of Plugins; status patches are recorded; any per-job read is counted."""
+
+    def __init__(self, bodies: list[dict], plugins: dict) -> None:
+        self.bodies, self._plugins = bodies, plugins
+        self.reads: list[str] = []
+        self.patches: list[dict] = []
+
+    def all_jobs(self, namespaces=()):
+        return self.bodies
+
+    def plugins(self):
+        return self._plugins
+
+    def apply(self, job, action, version):
+        if hasattr(action, "patch"):
+            self.patches.append(action.patch)
+        return version
+
+    def __getattr__(self, name: str):
+        self.reads.append(name)
+        raise AssertionError(f"a parked job cost a {name} call")
+
+
+def test_parked_jobs_cost_the_scheduler_round_no_call_each():
+    from jobbuilders import JobBuilder, plugin
+
+    plug = plugin("lesion", maxConcurrent=1)
+    running = JobBuilder("busy").phase("Running")
+    parked = [JobBuilder(f"q{i}").phase("Queued") for i in range(200)]
+    doomed = (
+        JobBuilder("doomed").phase("Queued").spec(inputs=[{"source": {"bucket": "dicom", "prefix": "x/"}}])
+    )
+    bodies = [j.body for j in [running, *parked, doomed]]
+    kube = ListingOnly(bodies, {"lesion": plug})
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t", max_concurrent_jobs=1))  # type: ignore[arg-type]
+    due = engine.schedule_once()
+    assert due == [("team", "busy")]  # only the active job is reconciled in full
+    assert kube.reads == []
+    failed = [p for p in kube.patches if p.get("phase") == "Failed"]
+    assert len(failed) == 1 and failed[0]["reason"] == "InputForbidden"  # still judged, from the listing
+
+
+def test_job_locks_serialise_a_job_and_do_not_pile_up():
+    import threading
+    import time as clock
+
+    inside: list[int] = []
+    overlap = []
+
+    class Slow:
+        def job(self, namespace, name):
+            inside.append(1)
+            if len(inside) > 1:
+                overlap.append(name)
+            if name == "same":
+                clock.sleep(0.05)
+            inside.pop()
+            # gone: nothing more to do
+
+    engine = Engine(kube=Slow(), store=None, config=OperatorConfig(identity="t"))  # type: ignore[arg-type]
+    threads = [threading.Thread(target=engine.reconcile_job, args=("team", "same")) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlap == []  # never two reconciles of one job at once
+    for i in range(1000):  # names from events, many never jobs at all
+        engine.reconcile_job("team", f"made-up-{i}")
+    assert engine._locks == {}
+
+
+def test_only_a_job_name_from_a_pod_annotation_is_followed():
+    from kubecircus.operator.handlers import JOB_NAME
+
+    assert JOB_NAME.fullmatch("scan-1.b") and JOB_NAME.fullmatch("a" * 253)
+    for bad in ("a" * 254, "A", "x" * 250_000, "a/b", "-a", ""):
+        assert not JOB_NAME.fullmatch(bad), bad[:20]

@@ -26,6 +26,16 @@ def test_priority_then_creation_order():
     assert plan.positions == {"team/low-old": 1, "team/low-new": 2}
 
 
+def test_a_resubmitted_job_queues_behind_the_jobs_already_waiting():
+    jobs = [
+        JobBuilder("waited").phase("Queued", queuedAt="2026-01-01T00:00:05Z").created("2026-01-01T00:00:05Z"),
+        # created first, failed, resubmitted later: its place is when it came back
+        JobBuilder("again").phase("Queued", queuedAt="2026-01-01T00:00:09Z").created("2026-01-01T00:00:01Z"),
+    ]
+    plan = plan_queue([j.build() for j in jobs], PLUGINS, max_concurrent_jobs=1)
+    assert names(plan.admit) == ["waited"] and plan.positions == {"team/again": 1}
+
+
 def test_global_limit_counts_active_jobs():
     jobs = [JobBuilder("running").phase("Running").build(), JobBuilder("waiting").phase("Queued").build()]
     plan = plan_queue(jobs, PLUGINS, max_concurrent_jobs=1)

@@ -70,3 +70,13 @@ def test_pods_are_filtered_by_the_api_server_and_every_call_has_a_limit():
     assert settings.networking.request_timeout and settings.networking.connect_timeout
     assert settings.watching.client_timeout and settings.watching.server_timeout
     assert settings.watching.client_timeout > settings.watching.server_timeout
+
+
+def test_no_single_api_call_outlasts_the_leaders_margin():
+    """A write sent just before a leader gives up (its renew deadline) lands or fails before a
+    standby may lead (the lease's end): the margin exceeds connect + read timeouts."""
+    from kubecircus.operator.kube import REQUEST_TIMEOUT
+    from kubecircus.operator.leader import Timing
+
+    timing = Timing()
+    assert timing.lease - timing.renew_deadline >= sum(REQUEST_TIMEOUT)
