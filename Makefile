@@ -33,8 +33,8 @@ test: venv lint test-go cluster-up ## lint, start the cluster, deploy the chart,
 	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"
 	$(BIN)/pytest
 
-test-unit: venv lint ## only the tests that need neither the cluster nor a MinIO binary
-	$(BIN)/pytest -m "not cluster and not store"
+test-unit: venv lint ## only the tests that need Python alone: no cluster, no MinIO or helm binary
+	$(BIN)/pytest -m "not cluster and not store and not tools"
 
 test-go: ## unit tests of the cluster's Go parts (the NetworkPolicy enforcer)
 	cd hack/cluster/kube && go vet ./netpol/ && go test ./netpol/

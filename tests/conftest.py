@@ -60,9 +60,9 @@ def assert_same_physical_image(mhd: Path, reference) -> None:
 
 def pytest_collection_modifyitems(items):
     """tests/cluster/ and tests/e2e/ need the real cluster, tests using the ``minio`` fixture a
-    MinIO binary: mark them so `-m "not cluster and not store"` runs with Python alone."""
+    MinIO binary (own or for an outage): mark them so `make test-unit` runs with Python alone."""
     for item in items:
         if "/tests/cluster/" in str(item.path) or "/tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.cluster)
-        if "minio" in getattr(item, "fixturenames", ()):
+        if {"minio", "outage_store"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.store)

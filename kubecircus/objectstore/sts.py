@@ -12,6 +12,8 @@ from datetime import datetime
 
 from minio.credentials import AssumeRoleProvider
 
+from kubecircus.timestamps import stamp
+
 from .client import Credentials, StoreConfig
 
 #: STS refuses durations below 15 minutes.
@@ -34,7 +36,7 @@ class Minted:
             "sessionToken": self.session_token,
         }
         if self.expiration:
-            data["expiration"] = self.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+            data["expiration"] = stamp(self.expiration)
         return data
 
 

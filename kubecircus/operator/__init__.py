@@ -1,1 +1,1 @@
-"""The kopf operator: handlers, reconcile decisions, manifest builders (operator issue)."""
+"""The kopf operator: handlers, reconcile decisions, manifest builders, the scheduler loop."""

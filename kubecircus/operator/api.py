@@ -286,7 +286,9 @@ class PluginJobStatus(CamelModel):
     outputs: Outputs | None = Field(
         None, description="What the plug-in produced (the file list is in the manifest)."
     )
-    observed_generation: int | None = Field(None, description="The spec generation last acted on.")
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec the last phase change was decided on."
+    )
 
 
 class PluginJob(Model):

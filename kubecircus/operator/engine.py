@@ -23,6 +23,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from kubecircus.objectstore.client import unavailable
+from kubecircus.timestamps import parse
 from kubecircus.worker.report import decode
 
 from . import metrics
@@ -34,7 +35,6 @@ from .kube import Conflict, Kube, Refused
 from .observe import Children
 from .queue import expired, plan_queue
 from .storeops import StoreOps
-from .transitions import TIME_FORMAT
 
 log = logging.getLogger(__name__)
 #: Decide-apply rounds per reconcile: enough to go e.g. policy → pod in one call.
@@ -214,7 +214,7 @@ class Engine:
                     None,
                 )
                 if started:
-                    since = datetime.strptime(started, TIME_FORMAT).replace(tzinfo=UTC)
+                    since = parse(started)
                     metrics.PHASE_SECONDS.labels(old).observe((datetime.now(UTC) - since).total_seconds())
             if new in {p.value for p in FINISHED_PHASES}:
                 metrics.FINISHED.labels(new, action.patch.get("reason", "")).inc()

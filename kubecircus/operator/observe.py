@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kubecircus.timestamps import parse
+
 #: Waiting reasons that mean the plug-in image cannot be had: a plug-in failure, not infrastructure.
 IMAGE_UNAVAILABLE = frozenset({"ErrImageNeverPull", "ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
 
@@ -104,7 +106,7 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse(value)
     return None
 
 

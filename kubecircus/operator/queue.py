@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from kubecircus.timestamps import stamp
+
 from .api import ACTIVE_PHASES, FINISHED_PHASES, Phase, Plugin, PluginJob
 
 
@@ -93,6 +95,6 @@ def expired(jobs: list[PluginJob], now: datetime, ttl_seconds: int, history_size
         if kept[job.namespace] > history_size:
             doomed[job.key] = job
     if ttl_seconds > 0:
-        cutoff = (now - timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = stamp(now - timedelta(seconds=ttl_seconds))
         doomed.update({j.key: j for j in finished if _completed(j) < cutoff})
     return list(doomed.values())

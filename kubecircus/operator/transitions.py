@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from kubecircus.timestamps import stamp
+
 from . import builders
 from .actions import Action, Delete, Event, PatchStatus, Plan
 from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
@@ -19,7 +21,6 @@ RETRY_BASE_SECONDS = 5
 #: Pods whose step holds store credentials (a Secret of the same step).
 CREDENTIAL_STEPS = ("stage", "collect")
 MAX_MESSAGE = 1024
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,7 @@ class Situation:
     now: datetime
 
 
-def timestamp(now: datetime) -> str:
-    return now.strftime(TIME_FORMAT)
+timestamp = stamp  # the name the decision modules use
 
 
 def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -74,6 +74,8 @@ def transition(
         "message": message,
         "conditions": conditions,
     }
+    if job.metadata.get("generation"):
+        patch["observedGeneration"] = job.metadata["generation"]  # the spec this was decided on
     if phase in PROGRESS:
         patch["progress"] = PROGRESS[phase]
     if phase == Phase.SUCCEEDED:

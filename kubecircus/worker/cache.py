@@ -16,7 +16,6 @@ import logging
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from kubecircus.converter import CONVERTER_VERSION
 from kubecircus.converter.mhd import retarget
 from kubecircus.objectstore import layout
 from kubecircus.objectstore.client import download, put_bytes, read_small, upload
+from kubecircus.timestamps import now_stamp
 
 from .workspace import file_digest
 
@@ -41,7 +41,7 @@ def dump(value: Any) -> bytes:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_stamp()
 
 
 class RawUpload:

@@ -15,7 +15,6 @@ import mimetypes
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from minio import Minio
 
 from kubecircus.objectstore import layout
 from kubecircus.objectstore.client import put_bytes, retrying, upload
+from kubecircus.timestamps import now_stamp
 
 from . import outputs
 from .outputs import OutputFile, OutputRefused
@@ -153,7 +153,7 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path) -> Rep
         "fileCount": len(listed),
         "totalBytes": total,
         "log": layout.PLUGIN_LOG,
-        "collected": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "collected": now_stamp(),
     }
     key = layout.job_prefix(namespace, uid) + layout.MANIFEST
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()

@@ -33,7 +33,9 @@ from jobbuilders import (
 
 
 def test_a_new_job_gets_the_finalizer_and_is_queued_with_a_condition_and_an_event():
-    standing, finalizer, queued = decide(JobBuilder(namespace="team").build())
+    job = JobBuilder(namespace="team")
+    job.body["metadata"]["generation"] = 3
+    standing, finalizer, queued = decide(job.build())
     # the namespace's standing deny-all for plug-in pods, kept whatever happens to the job's own
     assert standing.manifest["metadata"] == {
         "name": "kubecircus-plugin-deny-all",
@@ -43,6 +45,7 @@ def test_a_new_job_gets_the_finalizer_and_is_queued_with_a_condition_and_an_even
     assert standing.manifest["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert finalizer == SetFinalizer(True)
     assert queued.patch["phase"] == "Queued" and queued.patch["attempt"] == 0
+    assert queued.patch["observedGeneration"] == 3  # the spec it was decided on
     assert queued.patch["conditions"][-1] == {
         "type": "Queued",
         "status": "True",
