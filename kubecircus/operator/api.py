@@ -75,6 +75,9 @@ class Toleration(CamelModel):
 
 
 class PluginSpec(CamelModel):
+    """What a plug-in is and how it runs: the CRD's schema is generated from this model
+    (``kubecircus crds``), so these descriptions are what ``kubectl explain plugin.spec`` shows."""
+
     image: str = Field(
         description="Container image of the plug-in (a CIRCUS CS plug-in image runs unmodified). "
         "Pin it by digest in production.",
@@ -165,6 +168,10 @@ class Input(CamelModel):
 
 
 class PluginJobSpec(CamelModel):
+    """What a user asks for: a plug-in and its input series, plus the knobs they may turn while
+    the job waits (priority, suspend) or at any time (cancel). CEL rules in the CRD keep the rest
+    immutable once the job has left the queue."""
+
     plugin: str = Field(description="Name of the Plugin to run.", min_length=1, max_length=253)
     priority: int = Field(
         0,
@@ -238,6 +245,10 @@ class LogRef(CamelModel):
 
 
 class PluginJobStatus(CamelModel):
+    """Everything the operator knows of a job: written only by it (the status subresource), read
+    back on every decision, so an operator restart loses nothing. Unknown fields are ignored, so
+    an older operator can read a newer one's status."""
+
     model_config = ConfigDict(
         populate_by_name=True, extra="ignore", alias_generator=camel, use_enum_values=True
     )
@@ -330,6 +341,9 @@ class PluginJob(Model):
 
 
 class Plugin(Model):
+    """A registered plug-in (cluster-scoped, written by admins); a job runs the snapshot taken
+    at its admission (``status.pluginSpec``), not the live object."""
+
     metadata: dict[str, Any]
     spec: PluginSpec
 

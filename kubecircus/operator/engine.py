@@ -46,6 +46,11 @@ class NotLeading(Exception):
 
 
 class Engine:
+    """Runs the decisions: ``reconcile_job`` for one job (from a kopf event or the loop), and
+    ``run_scheduler``, the loop that admits, orders and expires jobs and reconciles the active
+    ones every ``reconcile_interval``. It writes only while ``leading()`` says so (the leader
+    election's gate), and judges every error in one place (``reconcile_safely``)."""
+
     def __init__(self, kube: Kube, store: StoreOps, config: OperatorConfig) -> None:
         self.kube = kube
         self.store = store

@@ -93,6 +93,12 @@ def load_api_client() -> client.ApiClient:
 
 
 class Kube:
+    """The operator's whole use of the Kubernetes API, behind a few verbs the engine needs:
+    read a job, its Plugin and its children (``children`` keeps only what the job provably
+    owns); apply one decided action (create, delete, patch status, post an Event). Every call
+    has a timeout (``TimedApiClient``); 409/404 on the job become ``Conflict`` (decide again),
+    refusals of a child become ``Refused`` (decided by ``decide.refused``)."""
+
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
