@@ -70,11 +70,14 @@ class Jobs:
 
     def __init__(self, custom: client.CustomObjectsApi, ns: str) -> None:
         self.custom, self.ns = custom, ns
+        self._created: dict[str, dict[str, Any]] = {}  # as created: history may delete them later
 
     def create(self, name: str, plugin: str, **spec: Any) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(
+        body = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.ns, "pluginjobs", job_body(name, plugin, self.ns, **spec)
         )
+        self._created[name] = body
+        return body
 
     def get(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "pluginjobs", name)
@@ -87,7 +90,8 @@ class Jobs:
         from kubecircus.operator.api import PluginJob
         from kubecircus.operator.builders import child_name
 
-        return child_name(PluginJob.from_body(self.get(name)), suffix)
+        body = self._created.get(name) or self.get(name)  # a finished job may be gone (history TTL)
+        return child_name(PluginJob.from_body(body), suffix)
 
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
