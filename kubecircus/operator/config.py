@@ -53,6 +53,8 @@ class OperatorConfig:
     #: The plug-in's writable /tmp, and its ephemeral-storage limit when the Plugin sets none.
     plugin_tmp_size: str = "1Gi"
     plugin_ephemeral_storage: str = "2Gi"
+    #: Seconds between two reads of a running plug-in's log tail for its progress lines.
+    progress_interval: float = 5.0
     #: Node labels of GPU nodes ("nvidia.com/gpu.present=true"): a job whose Plugin asks for
     #: GPUs runs all its pods there, so its node-local workspace is made where the GPU is.
     gpu_node_selector: str = ""

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import urllib3
 from kubernetes.client.rest import ApiException
 
+from kubecircus import progress
 from kubecircus.objectstore.client import unavailable
 from kubecircus.timestamps import parse
 from kubecircus.worker.report import decode
@@ -61,6 +62,7 @@ class Engine:
         self._swept_at = 0.0
         self._round_at = time.monotonic()
         self.wake = threading.Event()
+        self._progress_read: dict[str, float] = {}  # job uid -> when its log tail was last read
         #: Whether this replica may act; leader election replaces it (``leader.LeaderElector``).
         self.leading: Callable[[], bool] = lambda: True
 
@@ -156,6 +158,9 @@ class Engine:
 
     def _observe(self, job: PluginJob, config: OperatorConfig) -> Children:
         children = self.kube.children(job)
+        run = children.pods.get("run")
+        if job.status.phase == Phase.RUNNING.value and run is not None and run.phase == "Running":
+            children = dataclasses.replace(children, plugin_progress=self._plugin_progress(job, run.name))
         collect = children.pods.get("collect")
         if (
             job.status.phase == Phase.COLLECTING.value
@@ -173,6 +178,20 @@ class Engine:
                     results = None
                 children = dataclasses.replace(children, results=results)
         return children
+
+    def _plugin_progress(self, job: PluginJob, pod: str) -> float | None:
+        """The plug-in's latest progress line: a bounded tail of its log, read at most every
+        ``progress_interval`` seconds per job (never the whole log, never on every event)."""
+        now = time.monotonic()
+        if now - self._progress_read.get(job.uid, 0.0) < self.config.progress_interval:
+            return None
+        if len(self._progress_read) > 1000:  # forget jobs that stopped running long ago
+            self._progress_read = {k: t for k, t in self._progress_read.items() if now - t < 3600}
+        self._progress_read[job.uid] = now
+        tail = self.kube.log(
+            job.namespace, pod, "plugin", limit_bytes=progress.TAIL_BYTES, tail_lines=progress.TAIL_LINES
+        )
+        return progress.latest(tail) if tail else None
 
     def _apply(self, job: PluginJob, actions: list[Action]) -> None:
         version = job.metadata.get("resourceVersion")

@@ -121,5 +121,8 @@ class Children:
     policy: bool = False
     #: The end of the plug-in's stdout, once its pod finished.
     run_log_tail: str | None = None
+    #: The plug-in's latest progress line (0..1 of its run, ``kubecircus.progress``), read from a
+    #: bounded tail of its log now and then while it runs; None when not read or not reported.
+    plugin_progress: float | None = None
     #: results.json as stored by collect, when it is small enough to go into the status.
     results: Any = None

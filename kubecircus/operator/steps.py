@@ -17,6 +17,7 @@ from .actions import Create, Delete, Event, MintCredentials, PatchStatus, Plan, 
 from .api import Phase
 from .observe import IMAGE_UNAVAILABLE, PodView
 from .transitions import (
+    PROGRESS,
     Situation,
     effective_timeout,
     fail,
@@ -149,7 +150,7 @@ def running(s: Situation, pod: PodView) -> Plan:
     if main and main.waiting_reason in IMAGE_UNAVAILABLE:
         return fail(s, "ImageUnavailable", f"plug-in image {plugin.spec.image}: {main.waiting_reason}")
     if pod.phase not in ("Succeeded", "Failed"):
-        return Plan()
+        return _progress(s)
     ran = main is not None and main.terminated
     extra: dict[str, Any] = {"logTail": s.children.run_log_tail}
     plan = Plan()
@@ -191,6 +192,19 @@ def running(s: Situation, pod: PodView) -> Plan:
         )
     assert main is not None
     return plan.add(*fail(s, "ExitCode", f"the plug-in exited with code {main.exit_code}", extra).actions)
+
+
+def _progress(s: Situation) -> Plan:
+    """The plug-in's own progress, mapped into the Running part of ``status.progress`` (between
+    where Running and Collecting start); written only when it moves forward by 1 % or more."""
+    reported = s.children.plugin_progress
+    if reported is None:
+        return Plan()
+    start, end = PROGRESS[Phase.RUNNING], PROGRESS[Phase.COLLECTING]
+    overall = round(start + reported * (end - start), 3)
+    if overall < (s.job.status.progress or 0.0) + 0.01:
+        return Plan()
+    return Plan().add(PatchStatus({"progress": overall}))
 
 
 def _count(value: Any) -> int:

@@ -38,6 +38,12 @@ def log(message: str) -> None:
     print(message, flush=True)  # noqa: T201 - stdout is the plug-in's log in CIRCUS CS
 
 
+def progress(value: float, start: float = 0.0, end: float = 1.0) -> None:
+    """kubecircus reads these lines from the log into status.progress (docs/plugins.md); under
+    CIRCUS CS they are just log lines."""
+    log(f"CIRCUS_PROGRESS {value:.3g} {start:.4g} {end:.4g}")
+
+
 @dataclass(frozen=True)
 class Params:
     hu_min: float = 100.0
@@ -225,8 +231,10 @@ def run(root: Path, env: Mapping[str, str]) -> dict:
     candidates: list[Candidate] = []
     volumes, display = [], []
     preview: tuple[float, sitk.Image, dict] | None = None  # (volume mm3, image, description)
-    for volume_id in ids:
+    for n, volume_id in enumerate(ids):
+        share = (n / len(ids) * 0.9, (n + 1) / len(ids) * 0.9)  # each volume's part of the run
         image = read_volume(in_dir / f"{volume_id}.mhd")
+        progress(0.2, *share)
         log(
             f"volume {volume_id}: size {image.GetSize()}, spacing "
             f"{tuple(round(s, 4) for s in image.GetSpacing())} mm, {image.GetPixelIDTypeAsString()}, "
@@ -234,6 +242,7 @@ def run(root: Path, env: Mapping[str, str]) -> dict:
         )
         found, labels = detect(image, volume_id, params)
         log(f"  {len(found)} component(s) kept")
+        progress(0.8, *share)
         values = sitk.GetArrayViewFromImage(image)
         if found and (preview is None or found[0].volume_mm3 > preview[0]):
             top = found[0]
@@ -258,6 +267,7 @@ def run(root: Path, env: Mapping[str, str]) -> dict:
             {"volumeId": volume_id, "window": {"level": params.window_level, "width": params.window_width}}
         )
         del image, labels, values
+        progress(1, *share)
     candidates.sort(key=lambda c: (-c.volume_mm3, c.volume_id, c.label))
     kept = [c.as_json(rank, params) for rank, c in enumerate(candidates[: params.max_candidates], 1)]
     for c in kept:
@@ -281,6 +291,7 @@ def run(root: Path, env: Mapping[str, str]) -> dict:
     text = json.dumps(results, indent=2, allow_nan=False)
     (out_dir / "results.json").write_text(text + "\n", encoding="utf-8")
     log(f"wrote {out_dir / 'results.json'}: {len(kept)} candidate(s) of {len(candidates)} found")
+    progress(1)
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from kubernetes import client
 
@@ -113,3 +114,23 @@ def test_deleting_its_plugin_does_not_fail_a_running_job(custom, jobs, make_plug
     status = jobs.wait("orphaned", {"Succeeded", "Failed"})
     assert status["phase"] == "Succeeded", status
     assert status["pluginSpec"]["command"][0] == "sh"
+
+
+def test_a_plugin_reports_progress_that_the_status_follows(jobs, make_plugin):
+    script = (
+        'for step in 1 2 3 4 5; do echo "CIRCUS_PROGRESS $step/5"; echo working; sleep 5; done; '
+        "echo '{}' > /circus/out/results.json"
+    )
+    jobs.create("progressing", make_plugin(script))
+    jobs.wait("progressing", {"Running"})
+    seen = set()
+    deadline = time.monotonic() + 120
+    while (status := jobs.status("progressing")).get("phase") == "Running":
+        assert time.monotonic() < deadline, "the job never left Running"
+        if status.get("progress") is not None:
+            seen.add(status["progress"])
+        time.sleep(0.5)
+    assert jobs.wait("progressing", {"Succeeded", "Failed"})["phase"] == "Succeeded"
+    moving = sorted(v for v in seen if 0.3 < v <= 0.9)
+    assert len(moving) >= 2, seen  # it moved while the plug-in ran, within Running's share
+    assert moving == sorted(set(moving))

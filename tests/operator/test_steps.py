@@ -166,3 +166,27 @@ def test_a_report_with_nonsense_counts_cannot_break_the_decision():
     (patch,) = statuses(actions)
     assert patch["outputs"]["fileCount"] == 0 and patch["outputs"]["totalBytes"] == 0
     assert "manifestSha256" not in patch["outputs"]
+
+
+@pytest.mark.parametrize(
+    ("reported", "current", "written"),
+    [
+        (0.5, 0.3, 0.6),  # half of the run: halfway between Running (0.3) and Collecting (0.9)
+        (1.0, 0.3, 0.9),
+        (0.5, 0.6, None),  # nothing new
+        (0.505, 0.6, None),  # less than 1 %: not worth a write
+        (0.2, 0.6, None),  # never backwards
+        (None, 0.3, None),  # the plug-in reports nothing (or the tail was not read this time)
+    ],
+)
+def test_a_running_plugins_progress_moves_the_status_forward(reported, current, written):
+    job = JobBuilder("j").phase("Running", launched="Running", progress=current).build()
+    running = pod("j-run", "Running", plugin=ContainerView("plugin"))
+    actions = decide(
+        job, Children(pods={"run": running}, workspace=True, policy=True, plugin_progress=reported)
+    )
+    patches = statuses(actions)
+    if written is None:
+        assert patches == []
+    else:
+        assert patches == [{"progress": written}]

@@ -214,3 +214,13 @@ def test_volume_0_is_required(tmp_path):
     done = run_plugin(root)
     assert done.returncode != 0
     assert "error: no input volume 0" in done.stdout
+
+
+def test_progress_lines_rise_to_one_across_the_volumes(two_volumes):
+    from kubecircus.progress import parse_line
+
+    _, found = two_volumes
+    values = [v for v in map(parse_line, found["log"].splitlines()) if v is not None]
+    assert len(values) >= 4, found["log"]  # several per volume, each within its volume's share
+    assert values == sorted(values) and values[-1] == 1.0
+    assert any(0 < v < 0.45 for v in values) and any(0.45 < v < 1 for v in values)
