@@ -38,6 +38,8 @@ from .queue import expired, plan_queue
 from .storeops import StoreOps
 
 log = logging.getLogger(__name__)
+#: Phases whose arrival lets the scheduler admit at once: a new job, or a slot freed.
+WAKING_PHASES = frozenset({Phase.QUEUED.value} | {p.value for p in FINISHED_PHASES})
 #: Decide-apply rounds per reconcile: enough to go e.g. policy → pod in one call.
 MAX_ROUNDS = 4
 
@@ -134,10 +136,9 @@ class Engine:
                     continue
                 self._observe_transitions(job, plan.actions)
                 if any(
-                    isinstance(a, PatchStatus) and a.patch.get("phase") == Phase.QUEUED.value
-                    for a in plan.actions
+                    isinstance(a, PatchStatus) and a.patch.get("phase") in WAKING_PHASES for a in plan.actions
                 ):
-                    self.wake.set()  # a newly queued job: let the scheduler look now
+                    self.wake.set()  # a job queued, or a slot freed: let the scheduler look now
 
     def reconcile_safely(self, namespace: str, name: str) -> None:
         """The one place where errors from a reconcile are judged.

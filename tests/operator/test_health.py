@@ -146,3 +146,42 @@ def test_only_a_job_name_from_a_pod_annotation_is_followed():
     assert JOB_NAME.fullmatch("scan-1.b") and JOB_NAME.fullmatch("a" * 253)
     for bad in ("a" * 254, "A", "x" * 250_000, "a/b", "-a", ""):
         assert not JOB_NAME.fullmatch(bad), bad[:20]
+
+
+def test_a_job_that_ends_wakes_the_scheduler_to_fill_its_slot_at_once():
+    from kubecircus.operator.observe import Children
+
+    from jobbuilders import JobBuilder, exited, plugin, pod
+
+    body = JobBuilder("done").phase("Running", launched="Running").body
+    failed = pod("done-run", "Failed", plugin=exited("plugin", 3))
+
+    class OneJob:
+        def job(self, namespace, name):
+            return body
+
+        def plugin(self, name):
+            return plugin()
+
+        def children(self, job):
+            return Children(pods={"run": failed}, workspace=True, policy=True, run_log_tail="x\n")
+
+        def log(self, *args, **kwargs):
+            return "x\n"
+
+        def apply(self, job, action, version):
+            if hasattr(action, "patch") and action.patch.get("phase"):
+                body["status"]["phase"] = action.patch["phase"]  # the next read sees it
+            return version
+
+        def set_finalizer(self, job, finalizer, present, version):
+            return version
+
+    class Store:
+        def put_log(self, *args):
+            pass
+
+    engine = Engine(kube=OneJob(), store=Store(), config=OperatorConfig(identity="t"))  # type: ignore[arg-type]
+    assert not engine.wake.is_set()
+    engine.reconcile_job("team", "done")
+    assert body["status"]["phase"] == "Failed" and engine.wake.is_set()
