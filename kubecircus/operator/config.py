@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 class OperatorConfig:
     #: Jobs in Staging/Running/Collecting at once, cluster-wide (CIRCUS CS runs one at a time).
     max_concurrent_jobs: int = 1
+    #: Waiting jobs whose status.queuePosition is kept (the rest show no position: bounded writes).
+    queue_positions_shown: int = 20
     #: The highest priority a job counts with, and per-namespace caps ("team-a=50,team-b=0"):
     #: one tenant cannot jump the shared queue by writing a large number.
     max_priority: int = 100

@@ -248,7 +248,13 @@ class Engine:
         """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile."""
         jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
         plugins = self.kube.plugins()
-        plan = plan_queue(jobs, plugins, self.config.max_concurrent_jobs, self.config.priority_cap)
+        plan = plan_queue(
+            jobs,
+            plugins,
+            self.config.max_concurrent_jobs,
+            self.config.priority_cap,
+            self.config.queue_positions_shown,
+        )
         now = datetime.now(UTC)
         for job in plan.admit:
             patch = admit(job, plugins[job.spec.plugin], now)

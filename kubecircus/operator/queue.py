@@ -38,7 +38,12 @@ def plan_queue(
     plugins: dict[str, Plugin],
     max_concurrent_jobs: int,
     priority_cap: Callable[[str], int] | None = None,
+    positions_shown: int = 20,
 ) -> QueuePlan:
+    """Which waiting jobs to admit now, and the queue positions to write. Positions are kept
+    only for the first ``positions_shown`` waiting jobs: an admission then rewrites at most that
+    many, not every waiting job (N queued jobs would cost O(N²) writes over the queue's life);
+    behind them ``queuePosition`` is unset and the job is simply "waiting"."""
     active = [j for j in jobs if j.status.phase in {p.value for p in ACTIVE_PHASES}]
     running_total = len(active)
     running_per_plugin = Counter(j.spec.plugin for j in active)
@@ -63,7 +68,7 @@ def plan_queue(
             _set_position(plan, job, None)
             continue
         position += 1
-        _set_position(plan, job, position)
+        _set_position(plan, job, position if position <= positions_shown else None)
     for job in jobs:  # positions left over on jobs that no longer wait
         if job.status.queue_position is not None and job.status.phase != Phase.QUEUED.value:
             plan.positions[job.key] = None

@@ -128,3 +128,31 @@ def test_a_tenant_cannot_jump_the_queue_past_its_cap():
     plan = plan_queue(jobs, PLUGINS, 1, config.priority_cap)
     assert names(plan.admit) == ["mine"]  # 50 beats greedy's 1000, capped to 5
     assert names(plan_queue(jobs, PLUGINS, 1).admit) == ["loud"]  # uncapped, it would have won
+
+
+def test_only_the_first_waiting_jobs_keep_a_position_so_an_admission_costs_few_writes():
+    waiting = [
+        JobBuilder(f"w{i:03}")
+        .phase("Queued", queuePosition=i)
+        .created(f"2026-01-01T00:{i // 60:02}:{i % 60:02}Z")
+        for i in range(1, 201)
+    ]
+    first = plan_queue([w.build() for w in waiting], PLUGINS, max_concurrent_jobs=1, positions_shown=20)
+    assert names(first.admit) == ["w001"]
+    # w002..w021 move up one place; w022..w200 lose theirs (beyond the first 20): one-off
+    assert {k: v for k, v in first.positions.items() if v is not None} == {
+        f"team/w{i:03}": i - 1 for i in range(2, 22)
+    }
+    settled = [
+        JobBuilder(f"w{i:03}")
+        .phase("Queued", queuePosition=(i - 1) if i - 1 <= 20 else None)
+        .created(f"2026-01-01T00:{i // 60:02}:{i % 60:02}Z")
+        for i in range(2, 201)
+    ]
+    running = JobBuilder("w001").phase("Running").build()
+    assert (
+        plan_queue([running, *(w.build() for w in settled)], PLUGINS, 1, positions_shown=20).positions == {}
+    )
+    done = JobBuilder("w001").phase("Succeeded").build()
+    nxt = plan_queue([done, *(w.build() for w in settled)], PLUGINS, 1, positions_shown=20)
+    assert len(nxt.positions) <= 21  # the admitted one, and the first 20 moving up: never 199
