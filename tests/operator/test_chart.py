@@ -208,3 +208,13 @@ def test_watch_namespaces_bind_the_operator_there_only():
     ]
     resources = {r for rule in cluster_wide["rules"] for r in rule["resources"]}
     assert resources == {"plugins", "customresourcedefinitions"}  # nothing that lives in a namespace
+
+
+def test_the_operator_guard_is_on_by_default_and_bound_to_the_operator_alone():
+    docs = _render(*STORE)
+    (policy,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    (condition,) = policy["spec"]["matchConditions"]
+    assert "system:serviceaccount:kubecircus-system:kubecircus-operator" in condition["expression"]
+    assert any(d["kind"] == "ValidatingAdmissionPolicyBinding" for d in docs)
+    off = _render(*STORE, "--set", "operator.admissionGuard=false")
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy")]
