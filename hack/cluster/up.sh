@@ -17,7 +17,7 @@ use_kind() {
 
 kind_up() {
   mkdir -p "$OUT/bin"
-  kind get clusters 2>/dev/null | grep -qx kubecircus ||
+  [[ $'\n'$(kind get clusters 2>/dev/null)$'\n' == *$'\nkubecircus\n'* ]] ||
     kind create cluster --config "$REPO/kind-config.yaml" --wait 180s
   kind get kubeconfig --name kubecircus > "$KUBECONFIG_ADMIN"
   ln -sf "$(command -v kubectl)" "$OUT/bin/kubectl"
@@ -36,7 +36,8 @@ preflight() {
 }
 
 host_network() {
-  ip addr show dev lo | grep -q "inet $NODE_IP/32" || ip addr add "$NODE_IP/32" dev lo
+  # not `ip … | grep -q`: under pipefail, grep leaving early can fail the pipe and re-add the address
+  [[ -n $(ip -4 -o addr show dev lo to "$NODE_IP/32") ]] || ip addr add "$NODE_IP/32" dev lo
   sysctl -qw net.ipv4.ip_forward=1
   # No route out: pods may talk to pods, services and the node, never past the machine. No
   # masquerading either (the ptp plug-in's ipMasq is off).
