@@ -33,20 +33,14 @@ class Refused(Exception):
         self.name_conflict = name_conflict
 
 
-def _owner_references(metadata: Any) -> list[Any]:
-    refs = metadata.get("ownerReferences") if isinstance(metadata, dict) else metadata.owner_references
-    return list(refs or ())
+def _owner_references(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(metadata.get("ownerReferences") or ())
 
 
-def owned_by(metadata: Any, uid: str) -> bool:
+def owned_by(metadata: dict[str, Any], uid: str) -> bool:
     """Whether an object's controller is the job with this UID. Labels can be set by anyone who
     may create the object; the operator acts only on children it can prove are the job's own."""
-    for ref in _owner_references(metadata):
-        ref_uid = ref.get("uid") if isinstance(ref, dict) else ref.uid
-        controller = ref.get("controller") if isinstance(ref, dict) else ref.controller
-        if ref_uid == uid and controller:
-            return True
-    return False
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in _owner_references(metadata))
 
 
 def _refusal(exc: ApiException) -> str:
@@ -145,9 +139,8 @@ class Kube:
 
         deleting = bool(job.metadata.get("deletionTimestamp"))
 
-        def ours(metadata: Any, suffix: str) -> bool:
-            name = metadata["name"] if isinstance(metadata, dict) else metadata.name
-            if name != builders.child_name(job, suffix):
+        def ours(metadata: dict[str, Any], suffix: str) -> bool:
+            if metadata["name"] != builders.child_name(job, suffix):
                 return False
             # `kubectl delete --cascade=orphan` strips the ownerReferences of a job's children
             # before the job goes: while it is deleted, an orphan with its child's name and
@@ -155,24 +148,19 @@ class Kube:
             return owned_by(metadata, job.uid) or (deleting and not _owner_references(metadata))
 
         pods: dict[str, PodView] = {}
-        raw_pods = self.core.list_namespaced_pod(job.namespace, label_selector=selector)
-        for pod in self.api.sanitize_for_serialization(raw_pods.items):
+        for pod in self._listed(self.core.list_namespaced_pod, job.namespace, selector):
             role = pod["metadata"].get("labels", {}).get(builders.ROLE)
             if role in builders.ROLES and ours(pod["metadata"], role):
                 pods[role] = PodView.from_body(pod)
         claims = [
             c
-            for c in self.core.list_namespaced_persistent_volume_claim(
-                job.namespace, label_selector=selector
-            ).items
-            if ours(c.metadata, "ws")
+            for c in self._listed(self.core.list_namespaced_persistent_volume_claim, job.namespace, selector)
+            if ours(c["metadata"], "ws")
         ]
         policies = [
             p
-            for p in self.networking.list_namespaced_network_policy(
-                job.namespace, label_selector=selector
-            ).items
-            if ours(p.metadata, "isolation")
+            for p in self._listed(self.networking.list_namespaced_network_policy, job.namespace, selector)
+            if ours(p["metadata"], "isolation")
         ]
         run_tail = None
         run = pods.get("run")
@@ -181,11 +169,15 @@ class Kube:
             run_tail = run_log_tail(text) if text is not None else None
         return Children(
             pods=pods,
-            workspace=any(not c.metadata.deletion_timestamp for c in claims),
-            workspace_terminating=any(c.metadata.deletion_timestamp for c in claims),
+            workspace=any(not c["metadata"].get("deletionTimestamp") for c in claims),
+            workspace_terminating=any(c["metadata"].get("deletionTimestamp") for c in claims),
             policy=bool(policies),
             run_log_tail=run_tail,
         )
+
+    def _listed(self, list_call: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Objects of one kind in a namespace, by label, as plain dicts (as the API serves them)."""
+        return self.api.sanitize_for_serialization(list_call(namespace, label_selector=selector).items)
 
     def log(
         self,
@@ -311,7 +303,7 @@ class Kube:
             if exc.status == 404:  # gone meanwhile: the next round creates it
                 raise Conflict(f"{kind} {namespace}/{name} vanished after a name clash") from exc
             raise
-        if not owned_by(existing.metadata, owners[0]["uid"]):
+        if not owned_by(self.api.sanitize_for_serialization(existing)["metadata"], owners[0]["uid"]):
             raise Refused(
                 kind,
                 name,
