@@ -31,6 +31,7 @@ TRANSIENT_CODES = frozenset(
         "SlowDown",
         "RequestTimeout",
         "XMinioServerNotInitialized",
+        "XMinioIAMNotInitialized",  # a restarted MinIO answers before its IAM has loaded
         "XMinioStorageFull",
         "XMinioBackendDown",
         "OperationTimedOut",
@@ -120,7 +121,9 @@ def connect(config: StoreConfig, credentials: Credentials, timeout: float = 30.0
 def unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the store is unreachable, failing (5xx) or too slow."""
     if isinstance(exc, S3Error):
-        return exc.code in TRANSIENT_CODES
+        status = getattr(exc.response, "status", 0) or 0
+        # Any 500/503 is the store's trouble, whatever code a given store chose to name it.
+        return exc.code in TRANSIENT_CODES or status in {500, 502, 503, 504}
     if isinstance(exc, ServerError | InvalidResponseError):
         return True
     return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
