@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help deps venv lint test test-unit test-go test-converter bench bench-staging bench-orchestration clean
+.PHONY: help deps venv lint test test-unit test-converter bench bench-staging bench-orchestration clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,15 +29,12 @@ lint: venv ## ruff lint and format check, generated CRDs up to date
 # up on pods that do not start after 30 s to exercise the pending deadline.
 TEST_DEPLOY_VALUES ?= --set history.ttlSeconds=60 --set jobs.pendingDeadlineSeconds=30
 
-test: venv lint test-go cluster-up ## lint, start the cluster, deploy the chart, run the whole suite
+test: venv lint cluster-up ## lint, start the cluster, deploy the chart, run the whole suite
 	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"
 	$(BIN)/pytest
 
 test-unit: venv lint ## only the tests that need Python alone: no cluster, no MinIO or helm binary
 	$(BIN)/pytest -m "not cluster and not store and not tools"
-
-test-go: ## unit tests of the cluster's Go parts (the NetworkPolicy enforcer)
-	cd hack/cluster/kube && go vet ./netpol/ && go test ./netpol/
 
 test-converter: venv ## only the converter's tests
 	$(BIN)/pytest tests/converter

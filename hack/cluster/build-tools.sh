@@ -14,7 +14,10 @@ go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 if [[ $go_minor -lt 24 ]]; then
   export GOTOOLCHAIN=go1.24.0  # fetched through the Go module proxy like any module
 fi
-kube_version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/kube/go.mod")
+module_version() {  # module_version MODULE GO.MOD: the version GO.MOD requires
+  awk -v m="$1" '($1 == m || ($1 == "require" && $2 == m)) {for (i = 1; i <= NF; i++) if ($i ~ /^v[0-9]/) {print $i; exit}}' "$2"
+}
+kube_version=$(module_version k8s.io/kubernetes "$here/kube/go.mod")
 [[ -n $kube_version ]] || { echo "build-tools: no k8s.io/kubernetes version in kube/go.mod" >&2; exit 1; }
 
 build() {  # build NAME DIR PACKAGE [LDFLAGS]
@@ -41,7 +44,7 @@ kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version \
  -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
 
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm)
+[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm kube-router)
 for name in "${names[@]}"; do
   case $name in
     kube) build kube "$here/kube" . "$kube_ldflags" ;;
@@ -50,6 +53,8 @@ for name in "${names[@]}"; do
     local-path-provisioner) build local-path-provisioner "$here/tools/local-path-provisioner" github.com/rancher/local-path-provisioner ;;
     minio) build minio "$here/tools/minio" github.com/minio/minio ;;
     helm) build helm "$here/tools/helm" helm.sh/helm/v3/cmd/helm ;;
+    kube-router) build kube-router "$here/tools/kube-router" github.com/cloudnativelabs/kube-router/cmd/kube-router \
+      "-X github.com/cloudnativelabs/kube-router/pkg/version.Version=$(module_version github.com/cloudnativelabs/kube-router "$here/tools/kube-router/go.mod")" ;;
     *) echo "build-tools: unknown component $name" >&2; exit 2 ;;
   esac
 done

@@ -10,29 +10,16 @@ if [[ -f $KUBECONFIG_ADMIN ]] && grep -q "kind-kubecircus" "$KUBECONFIG_ADMIN" 2
   exit 0
 fi
 
-stop() {
-  local name=$1
-  [[ -f $RUN/$name.pid ]] || return 0
-  local pid
-  pid=$(cat "$RUN/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null
-  fi
-  rm -f "$RUN/$name.pid"
-}
-
 # Workloads first (the kubelet would restart them), then the node, then the control plane.
-stop kubelet
+stop_daemon kubelet
 if [[ -S $CONTAINERD_SOCK ]]; then
   for task in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
     ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks kill -s KILL "$task" >/dev/null 2>&1
   done
   sleep 1
 fi
-for name in netpol kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  stop "$name"
+for name in kube-router netpol kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  stop_daemon "$name"
 done
 pkill -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $CONTAINERD_SOCK" 2>/dev/null
 
@@ -41,18 +28,10 @@ if [[ -d $STATE ]]; then
   grep -o " $STATE[^ ]*" /proc/mounts | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null; done
 fi
 
-# Network: rules of kube-proxy, netpol, the guard and the CNI plug-in; the pods' veths.
-for table in filter nat mangle; do
-  iptables-save -t "$table" 2>/dev/null | grep -oE '^:(KUBE|KCNP|KUBECIRCUS|CNI)[^ ]*' | tr -d : |
-    while read -r chain; do
-      iptables -w -t "$table" -S 2>/dev/null | grep -E -- "-j $chain( |$)" | grep -v "^-N" |
-        sed 's/^-A/-D/' | while read -r rule; do eval iptables -w -t "$table" "$rule" 2>/dev/null; done
-    done
-  iptables-save -t "$table" 2>/dev/null | grep -oE '^:(KUBE|KCNP|KUBECIRCUS|CNI)[^ ]*' | tr -d : |
-    while read -r chain; do iptables -w -t "$table" -F "$chain" 2>/dev/null; done
-  iptables-save -t "$table" 2>/dev/null | grep -oE '^:(KUBE|KCNP|KUBECIRCUS|CNI)[^ ]*' | tr -d : |
-    while read -r chain; do iptables -w -t "$table" -X "$chain" 2>/dev/null; done
-done
+# Network: rules and ipsets of kube-proxy, kube-router, the guard and the CNI plug-in; the
+# pods' veths. (KCNP: the hand-written enforcer that kube-router replaced.)
+remove_chains 'KUBE|KCNP|KUBECIRCUS|CNI'
+for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE|kube-router)'); do ipset destroy "$set" 2>/dev/null; done
 for link in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth'); do
   ip link del "$link" 2>/dev/null
 done

@@ -38,6 +38,37 @@ start_daemon() {
 
 running() { [[ -f $RUN/$1.pid ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
+stop_daemon() {  # SIGTERM, ten seconds' grace, then SIGKILL
+  local name=$1 pid
+  [[ -f $RUN/$name.pid ]] || return 0
+  pid=$(cat "$RUN/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# Remove every iptables chain (in filter, nat, mangle) whose name matches the extended regex
+# PATTERN, with the rules that jump to it.
+remove_chains() {
+  local pattern=$1 table chain rule
+  for table in filter nat mangle; do
+    for chain in $(iptables-save -t "$table" 2>/dev/null | grep -oE "^:($pattern)[^ ]*" | tr -d :); do
+      iptables -w -t "$table" -S 2>/dev/null | grep -E -- "-j $chain( |$)" | grep -v "^-N" |
+        sed 's/^-A/-D/' | while read -r rule; do eval iptables -w -t "$table" "$rule" 2>/dev/null; done
+    done
+    for chain in $(iptables-save -t "$table" 2>/dev/null | grep -oE "^:($pattern)[^ ]*" | tr -d :); do
+      iptables -w -t "$table" -F "$chain" 2>/dev/null
+    done
+    for chain in $(iptables-save -t "$table" 2>/dev/null | grep -oE "^:($pattern)[^ ]*" | tr -d :); do
+      iptables -w -t "$table" -X "$chain" 2>/dev/null
+    done
+  done
+  return 0
+}
+
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   local limit=$1 what=$2; shift 2
   local deadline=$((SECONDS + limit))

@@ -50,11 +50,11 @@ make_pki() {
   cert scheduler "/CN=system:kube-scheduler"
   cert kube-proxy "/CN=system:kube-proxy"
   cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME"
-  cert netpol "/CN=kubecircus:netpol"
+  cert kube-router "/CN=kubecircus:kube-router"
   kubeconfig "$STATE/admin.conf" admin
   kubeconfig "$STATE/controller-manager.conf" controller-manager
   kubeconfig "$STATE/scheduler.conf" scheduler
   kubeconfig "$STATE/kube-proxy.conf" kube-proxy
   kubeconfig "$STATE/kubelet.conf" kubelet
-  kubeconfig "$STATE/netpol.conf" netpol
+  kubeconfig "$STATE/kube-router.conf" kube-router
 }

@@ -2,8 +2,8 @@
 # make cluster-up: a real single-node Kubernetes cluster on this machine, or kind where Docker is.
 #
 # Here: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet on containerd+runc,
-# ptp CNI networking, kube-proxy (iptables) and the netpol NetworkPolicy enforcer run as host
-# processes; CoreDNS and local-path-provisioner run as pods from locally built images. State
+# ptp CNI networking, kube-proxy (iptables) and kube-router (firewall only: the NetworkPolicy
+# enforcer) run as host processes; CoreDNS and local-path-provisioner run as pods from locally built images. State
 # lives in $KUBECIRCUS_CLUSTER_STATE (default /var/lib/kubecircus-cluster); the admin kubeconfig
 # is written to .cluster/kubeconfig and kubectl/helm to .cluster/bin/. Idempotent: a running
 # cluster is left as it is, a stopped one is restarted from its state.
@@ -40,11 +40,18 @@ host_network() {
   [[ -n $(ip -4 -o addr show dev lo to "$NODE_IP/32") ]] || ip addr add "$NODE_IP/32" dev lo
   sysctl -qw net.ipv4.ip_forward=1
   # No route out: pods may talk to pods, services and the node, never past the machine. No
-  # masquerading either (the ptp plug-in's ipMasq is off).
-  iptables -w -N KUBECIRCUS-GUARD 2>/dev/null || true
-  iptables -w -F KUBECIRCUS-GUARD
-  iptables -w -A KUBECIRCUS-GUARD -s "$POD_CIDR" ! -d "$POD_CIDR" -j DROP
-  iptables -w -C FORWARD -j KUBECIRCUS-GUARD 2>/dev/null || iptables -w -I FORWARD 1 -j KUBECIRCUS-GUARD
+  # masquerading either (the ptp plug-in's ipMasq is off). The guard sits in the mangle table,
+  # which the kernel consults before the filter table: kube-router keeps its own jump first in
+  # filter FORWARD and ACCEPTs what a policy allows there, so a guard in filter could be passed by.
+  if iptables -w -C FORWARD -j KUBECIRCUS-GUARD 2>/dev/null; then  # where older versions put it
+    iptables -w -D FORWARD -j KUBECIRCUS-GUARD
+    iptables -w -F KUBECIRCUS-GUARD && iptables -w -X KUBECIRCUS-GUARD
+  fi
+  iptables -w -t mangle -N KUBECIRCUS-GUARD 2>/dev/null || true
+  iptables -w -t mangle -F KUBECIRCUS-GUARD
+  iptables -w -t mangle -A KUBECIRCUS-GUARD -s "$POD_CIDR" ! -d "$POD_CIDR" -j DROP
+  iptables -w -t mangle -C FORWARD -j KUBECIRCUS-GUARD 2>/dev/null ||
+    iptables -w -t mangle -I FORWARD 1 -j KUBECIRCUS-GUARD
 }
 
 # Components watch their config files (kube-proxy exits when its file is rewritten), so a file
@@ -179,8 +186,23 @@ start_node() {
     --kubeconfig "$STATE/kubelet.conf" --root-dir "$STATE/kubelet/root" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
   start_daemon kube-proxy "$KUBE" kube-proxy --config "$STATE/kube-proxy.yaml"
-  kubectl_ apply -f "$(dirname "$0")/manifests/netpol-rbac.yaml" >/dev/null
-  start_daemon netpol "$KUBE" netpol --kubeconfig "$STATE/netpol.conf" --pod-cidr "$POD_CIDR"
+  start_firewall
+}
+
+# kube-router, firewall only, enforces NetworkPolicy with iptables and ipset. It reads its Node
+# for the node address, so it starts once the kubelet has registered it.
+start_firewall() {
+  # The hand-written enforcer kube-router replaced: stop it and drop its rules (which outlive it,
+  # and would keep gating pod addresses nobody updates any more).
+  stop_daemon netpol
+  remove_chains 'KCNP|KUBECIRCUS-NETPOL'
+  kubectl_ apply -f "$(dirname "$0")/manifests/kube-router-rbac.yaml" >/dev/null
+  wait_for 60 "node $NODE_NAME registered" kubectl_ get node "$NODE_NAME"
+  start_daemon kube-router "$BIN/kube-router" --kubeconfig "$STATE/kube-router.conf" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-port 0 --metrics-port 0
+  wait_for 60 "kube-router's firewall chains" iptables -w -S KUBE-ROUTER-FORWARD
 }
 
 addons() {

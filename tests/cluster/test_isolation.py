@@ -1,4 +1,10 @@
-"""NetworkPolicy is enforced for real, and Pod Security admission refuses privileged pods."""
+"""NetworkPolicy is enforced for real, and Pod Security admission refuses privileged pods.
+
+kube-router applies a pod's rules once it sees the pod's address: here about half a second after
+the pod starts (measured by ``test_enforcer.py``). These tests check the steady state, so their
+probes first wait :data:`ENFORCED_AFTER` seconds; the plug-in pod does not wait on time but on
+its ``prepare`` step's proof.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,15 @@ from kubetest import (
     wait_for_pod,
 )
 
+#: Seconds after which a new pod's rules are surely in place (measured: about 0.5 s).
+ENFORCED_AFTER = 3
+
 
 def _probe_script(targets: dict[str, tuple[str, int]]) -> str:
-    """Print name=ok|blocked for a TCP connection to each target, then UDP DNS."""
-    lines = [
+    """After ENFORCED_AFTER seconds, print name=ok|blocked for a TCP connection to each target,
+    then UDP DNS."""
+    lines = [f"sleep {ENFORCED_AFTER}"]
+    lines += [
         f"if nc -w 3 {host} {port} -e /bin/true </dev/null 2>/dev/null; then echo {name}=ok; "
         f"else echo {name}=blocked; fi"
         for name, (host, port) in targets.items()
@@ -86,7 +97,10 @@ def test_deny_all_also_blocks_traffic_into_the_pod(core, policed_namespace):
     server.spec.restart_policy = "Always"
     core.create_namespaced_pod(ns, server)
     ip = wait_for_pod(core, ns, "jailed-server", {"Running"}).status.pod_ip
-    probe = f"if nc -w 3 {ip} 9090 -e /bin/true </dev/null; then echo in=ok; else echo in=blocked; fi"
+    probe = (
+        f"sleep {ENFORCED_AFTER}; "
+        f"if nc -w 3 {ip} 9090 -e /bin/true </dev/null; then echo in=ok; else echo in=blocked; fi"
+    )
     _, log = run_to_completion(core, ns, toolbox_pod("knocker", probe))
     assert _results(log) == {"in": "blocked"}
 

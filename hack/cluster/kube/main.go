@@ -24,8 +24,6 @@ import (
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
-
-	"kubecircus.io/hack/cluster/kube/netpol"
 )
 
 var components = map[string]func() *cobra.Command{
@@ -35,14 +33,13 @@ var components = map[string]func() *cobra.Command{
 	"kube-proxy":              proxy.NewProxyCommand,
 	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
 	"kubectl":                 kubectl.NewDefaultKubectlCommand,
-	"netpol":                  netpol.NewCommand,
 }
 
 func main() {
 	name := filepath.Base(os.Args[0])
 	if _, ok := components[name]; !ok {
 		if len(os.Args) < 2 {
-			fmt.Fprintln(os.Stderr, "usage: kube COMPONENT [flags]  (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet, kubectl, netpol)")
+			fmt.Fprintln(os.Stderr, "usage: kube COMPONENT [flags]  (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet, kubectl)")
 			os.Exit(2)
 		}
 		name = os.Args[1]
