@@ -72,7 +72,8 @@ class OperatorConfig:
     probe_timeout_seconds: float = 0.5
     isolation_wait_seconds: float = 10.0
     #: The proof watches at least this long: an enforcer that drops a new pod's traffic until it
-    #: knows the pod opens whatever allow policy matches only then (about a second here).
+    #: knows the pod opens whatever allow policy matches only then. (kube-router, on the local
+    #: cluster, races the other way: a new pod is unpoliced for about half a second.)
     isolation_settle_seconds: float = 2.0
     #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
     extra_probes: str = ""
