@@ -23,7 +23,7 @@ venv: $(BIN)/.installed ## create .venv with kubecircus (editable) and every ext
 lint: venv ## ruff lint and format check, generated CRDs up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/kubecircus crds --check
+	$(BIN)/kubecircus generate --check
 
 # The end-to-end tests expire finished jobs after a minute to exercise the history TTL, and give
 # up on pods that do not start after 30 s to exercise the pending deadline.
@@ -65,17 +65,19 @@ cluster-down: ## stop the local cluster and remove its state
 images: ## build the project's images and load them into the cluster
 	hack/cluster/images.sh
 
-.PHONY: crds crds-check deploy demo undeploy
+.PHONY: generate crds crds-check deploy demo undeploy
 
 # Local images keep their tag (:dev); the build stamp in a pod annotation restarts the operator
 # when its image was rebuilt.
 IMAGE_STAMPS = $${KUBECIRCUS_CACHE:-$$HOME/.cache/kubecircus}/images
 
-crds: venv ## regenerate crds/ and the chart's copy from the API models
-	$(BIN)/kubecircus crds
+generate: venv ## regenerate every generated file: crds/ (and the chart's copy) from the API models, the chart's operator environment from config.py
+	$(BIN)/kubecircus generate
 
-crds-check: venv ## fail if crds/ differs from the API models
-	$(BIN)/kubecircus crds --check
+crds: generate
+
+crds-check: venv ## fail if a generated file differs from its source
+	$(BIN)/kubecircus generate --check
 
 deploy: venv cluster-up images ## install the chart (release kubecircus, namespace kubecircus-system) with the local images
 	.cluster/bin/kubectl --kubeconfig .cluster/kubeconfig apply --server-side -f crds/

@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     store.add_argument(
         "--wait", type=float, default=120, metavar="SECONDS", help="wait this long for the store"
     )
+    generate = commands.add_parser(
+        "generate",
+        help="write every generated file: the CRDs and the chart's operator environment (config.py)",
+    )
+    generate.add_argument("--check", action="store_true", help="fail if the files on disk differ")
     crds = commands.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("--check", action="store_true", help="fail if the files on disk differ")
     crds.add_argument(
@@ -152,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _convert(args)
     if args.command == "crds":
         return _crds(args)
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "store-setup":
         from kubecircus.objectstore.admin import main as setup_main
 
@@ -181,6 +188,25 @@ def _crds(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """CRDs and the chart's environment list, from the repository root."""
+    from pathlib import Path
+
+    from kubecircus.operator.chartenv import write
+
+    args.output = None
+    status = _crds(args)
+    differences = write(Path("."), check=args.check)
+    if differences:
+        print(
+            "kubecircus: the chart's operator environment differs from config.py; run `make generate`: "
+            + ", ".join(differences),
+            file=sys.stderr,
+        )
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -31,10 +31,8 @@ def test_helm_lint_is_clean(values):
     assert "0 chart(s) failed" in out
 
 
-def _render(*args: str) -> list[dict]:
-    text = helm(
-        "template", "kubecircus", str(CHART), "-n", "kubecircus-system", "--kube-version", "1.34.0", *args
-    )
+def _render(*args: str, release: str = "kubecircus") -> list[dict]:
+    text = helm("template", release, str(CHART), "-n", "kubecircus-system", "--kube-version", "1.34.0", *args)
     return [d for d in yaml.safe_load_all(text) if d]
 
 

@@ -1,3 +1,36 @@
+{{- /* The prefix of every object's name: fullnameOverride, else the release name when it
+already says "kubecircus", else <release>-kubecircus. Release "kubecircus" gives
+kubecircus-operator, kubecircus-minio, ... */ -}}
+{{- define "kubecircus.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* The operator's ServiceAccount: the chart's own (operator.serviceAccount.create), or one you made. */ -}}
+{{- define "kubecircus.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (printf "%s-operator" (include "kubecircus.fullname" .)) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Secrets: the operator's store user, and the store's admin keys (bundled MinIO's root). */ -}}
+{{- define "kubecircus.operatorSecret" -}}
+{{- default (printf "%s-store-operator" (include "kubecircus.fullname" .)) .Values.objectStore.operatorSecret -}}
+{{- end -}}
+{{- define "kubecircus.adminSecret" -}}
+{{- default (printf "%s-objectstore" (include "kubecircus.fullname" .)) .Values.objectStore.setup.adminSecret -}}
+{{- end -}}
+{{- define "kubecircus.minioName" -}}
+{{- printf "%s-minio" (include "kubecircus.fullname" .) -}}
+{{- end -}}
+
 {{- define "kubecircus.labels" -}}
 app.kubernetes.io/name: kubecircus
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -25,7 +58,7 @@ app.kubernetes.io/component: operator
 {{- if .Values.objectStore.endpoint -}}
 {{ .Values.objectStore.endpoint }}
 {{- else if .Values.minio.enabled -}}
-kubecircus-minio.{{ .Release.Namespace }}.svc:9000
+{{ include "kubecircus.minioName" . }}.{{ .Release.Namespace }}.svc:9000
 {{- else -}}
 {{ fail "objectStore.endpoint is required when minio.enabled is false" }}
 {{- end -}}
