@@ -20,7 +20,7 @@ HEADER = (
 )
 
 
-def expression(name: str, chart: str, kind: type) -> str:
+def expression(chart: str, kind: type) -> str:
     """The template expression of one setting: a values key, quoted (integers through int64,
     so 53687091200 is not written as 5.36870912e+10), or a raw expression after ``=``."""
     if chart.startswith("="):
@@ -42,7 +42,8 @@ def chart_settings() -> list[tuple[str, str, type]]:
 def render() -> str:
     lines = [HEADER.rstrip("\n"), '{{- define "kubecircus.operatorEnv" -}}']
     for name, chart, kind in chart_settings():
-        lines.append(f"- {{name: KUBECIRCUS_{name.upper()}, value: {{{{ {expression(name, chart, kind)} }}}}}}")
+        value = "{{ " + expression(chart, kind) + " }}"
+        lines.append(f"- {{name: KUBECIRCUS_{name.upper()}, value: {value}}}")
     lines.append("{{- end -}}")
     return "\n".join(lines) + "\n"
 

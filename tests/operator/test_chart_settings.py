@@ -78,7 +78,7 @@ def test_an_existing_service_account_can_be_used_and_must_be_named():
     )
     assert not [d for d in docs if d["kind"] == "ServiceAccount"]
     assert _operator(docs)["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
-    with pytest.raises(AssertionError, match="operator.serviceAccount.name is required"):
+    with pytest.raises(AssertionError, match=r"operator\.serviceAccount\.name is required"):
         _render(*STORE, "--set", "operator.serviceAccount.create=false")
 
 
