@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help deps venv lint test test-unit test-converter bench bench-staging bench-orchestration clean
+.PHONY: help deps venv lint test test-unit test-converter bench bench-staging bench-orchestration bench-queue chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ bench-staging: venv ## P4: the stage step against a plain parallel download from
 
 bench-orchestration: venv deploy ## P2: a no-op PluginJob against a bare pod on the local cluster
 	$(BIN)/python benchmarks/bench_orchestration.py
+
+bench-queue: venv deploy ## queue scale: API load of 1,000 waiting jobs, writes per job, admission latency, throughput vs batch/v1 (about 10 min)
+	$(BIN)/python benchmarks/bench_queue.py
+
+chaos: venv cluster-up ## the operator SIGKILLed at random while 50 jobs run (make test runs 8; about 25 min)
+	$(MAKE) deploy DEPLOY_VALUES="$(TEST_DEPLOY_VALUES)"
+	KUBECIRCUS_CHAOS_JOBS=50 $(BIN)/pytest tests/e2e/test_chaos.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

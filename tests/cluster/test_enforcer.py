@@ -31,9 +31,9 @@ from kubetest import namespace, run_to_completion, toolbox_pod, wait_for_pod
 WINDOW_LIMIT = 3.0
 OUTSIDE_IP = "192.0.2.1"
 log = logging.getLogger(__name__)
-LISTENER = f"""
+LISTENER = """
 import socket
-server = socket.create_server(("{OUTSIDE_IP}", 9))
+server = socket.create_server(("0.0.0.0", 9))  # before its namespace has the address
 while True:
     server.accept()[0].close()
 """
@@ -94,8 +94,8 @@ def test_a_new_pod_under_deny_all_is_cut_off_within_seconds_and_stays_cut_off(co
     assert all(r == "blocked" for _, r in timeline[first_blocked:]), out
 
 
-def _ip(*args: str, netns: str | None = None) -> None:
-    prefix = ["ip", "netns", "exec", netns] if netns else []
+def _ip(*args: str, pid: int | None = None) -> None:
+    prefix = ["nsenter", f"--net=/proc/{pid}/ns/net"] if pid else []
     subprocess.run([*prefix, "ip", *args], check=True, capture_output=True)
 
 
@@ -103,41 +103,41 @@ def _ip(*args: str, netns: str | None = None) -> None:
 def outside_world() -> Iterator[int]:
     """A listener at OUTSIDE_IP:9 inside a network namespace of its own; yields the port.
 
-    The route to OUTSIDE_IP points into the namespace and is checked before anything is sent, so
-    no packet of this test can reach the machine's real network.
+    The namespace belongs to the listener process (``unshare --net``), never to ``ip netns``:
+    that command turns /run/netns into a shared bind mount, after which containerd can no longer
+    remove the network namespaces of pods that existed before (their deletion hangs on
+    "device or resource busy"). It ends with the process. The route to OUTSIDE_IP points into
+    the namespace and is checked before anything is sent, so no packet of this test can reach
+    the machine's real network.
     """
     if os.geteuid() != 0:
         pytest.fail("creating a test network namespace needs root (the local cluster does too)")
     tag = f"{os.getpid() % 100000}"
-    netns, host_end, inner_end = f"kc-outside-{tag}", f"kco{tag}h", f"kco{tag}n"
-    _ip("netns", "add", netns)
-    server = None
+    host_end, inner_end = f"kco{tag}h", f"kco{tag}n"
+    server = subprocess.Popen(
+        ["unshare", "--net", sys.executable, "-c", LISTENER],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        _ip("link", "add", host_end, "type", "veth", "peer", "name", inner_end, "netns", netns)
+        _ip("link", "add", host_end, "type", "veth", "peer", "name", inner_end, "netns", str(server.pid))
         _ip("link", "set", host_end, "up")
         _ip("route", "add", f"{OUTSIDE_IP}/32", "dev", host_end)
         with open(f"/proc/sys/net/ipv4/conf/{host_end}/proxy_arp", "w") as knob:
             knob.write("1")  # answers the namespace's ARP for pod and node addresses
-        _ip("link", "set", "lo", "up", netns=netns)
-        _ip("addr", "add", f"{OUTSIDE_IP}/32", "dev", inner_end, netns=netns)
-        _ip("link", "set", inner_end, "up", netns=netns)
-        _ip("route", "add", "default", "dev", inner_end, netns=netns)
+        _ip("link", "set", "lo", "up", pid=server.pid)
+        _ip("addr", "add", f"{OUTSIDE_IP}/32", "dev", inner_end, pid=server.pid)
+        _ip("link", "set", inner_end, "up", pid=server.pid)
+        _ip("route", "add", "default", "dev", inner_end, pid=server.pid)
         route = subprocess.run(
             ["ip", "route", "get", OUTSIDE_IP], capture_output=True, text=True, check=True
         ).stdout
         assert f"dev {host_end}" in route, f"{OUTSIDE_IP} is not routed into the test namespace: {route}"
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", LISTENER],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         yield 9
     finally:
-        if server is not None:
-            server.kill()
-            server.wait()
+        server.kill()
+        server.wait()
         subprocess.run(["ip", "link", "del", host_end], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
 
 
 def _connects_from_host(port: int) -> bool:
