@@ -13,6 +13,7 @@ Ready, so the operator dies in every phase of the jobs' lives, including before 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
@@ -26,6 +27,7 @@ from e2ekit import BUCKET, SYSTEM, launches, operator_pod, wait_operator_ready
 JOBS = int(os.environ.get("KUBECIRCUS_CHAOS_JOBS", "8"))
 KILL_AFTER = (5.0, 20.0)
 TERMINAL = {"Succeeded", "Failed"}
+log = logging.getLogger(__name__)
 
 # Each run draws a token, says it in its log once, and (when it succeeds) writes it to an
 # output and results.json: outputs and log must come from one and the same run.
@@ -113,6 +115,7 @@ def test_killing_the_operator_at_random_loses_and_duplicates_nothing(core, jobs,
         killer.stop.set()
         killer.join(timeout=180)
         wait_operator_ready(core, "")  # leave a working operator to the tests after this one
+    log.warning("%d jobs, %d operator kills", len(expected), killer.kills)  # shown with -rP
     assert set(ended) == set(expected), f"unfinished after {killer.kills} kills: {set(expected) - set(ended)}"
     assert killer.kills >= 2, "the operator was never killed while jobs ran: the test proved nothing"
     for name, phase in expected.items():
