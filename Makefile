@@ -69,8 +69,8 @@ cluster-up: cluster-deps ## start the local single-node cluster (kind where Dock
 cluster-down: ## stop the local cluster and remove its state
 	hack/cluster/down.sh
 
-images: ## build the project's images and load them into the cluster
-	hack/cluster/images.sh
+images: ## build the project's images and load them into the cluster; REGISTRY=host/path [PUSH=1] also tags (and pushes) operator, worker and lesion-candidates for a real cluster
+	REGISTRY=$(REGISTRY) PUSH=$(PUSH) hack/cluster/images.sh
 
 .PHONY: generate crds crds-check deploy demo undeploy
 

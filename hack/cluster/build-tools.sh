@@ -44,7 +44,7 @@ kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version \
  -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
 
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm kube-router)
+[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm kube-router kindcheck)
 for name in "${names[@]}"; do
   case $name in
     kube) build kube "$here/kube" . "$kube_ldflags" ;;
@@ -53,6 +53,7 @@ for name in "${names[@]}"; do
     local-path-provisioner) build local-path-provisioner "$here/tools/local-path-provisioner" github.com/rancher/local-path-provisioner ;;
     minio) build minio "$here/tools/minio" github.com/minio/minio ;;
     helm) build helm "$here/tools/helm" helm.sh/helm/v3/cmd/helm ;;
+    kindcheck) build kindcheck "$here/tools/kindcheck" . ;;
     kube-router) build kube-router "$here/tools/kube-router" github.com/cloudnativelabs/kube-router/cmd/kube-router \
       "-X github.com/cloudnativelabs/kube-router/pkg/version.Version=$(module_version github.com/cloudnativelabs/kube-router "$here/tools/kube-router/go.mod")" ;;
     *) echo "build-tools: unknown component $name" >&2; exit 2 ;;

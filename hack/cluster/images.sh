@@ -5,6 +5,9 @@
 #   images.sh --system      + CoreDNS and local-path-provisioner (cluster add-ons)
 #   images.sh               + every project image: toolbox, MinIO, operator, worker, and the
 #                             plug-ins in plugins/ (lesion-candidates, hostile)
+#   images.sh --publish     tags the operator, worker and lesion-candidates images (built before)
+#                           as $REGISTRY/NAME:VERSION (the chart's appVersion), and pushes
+#                           them when PUSH=1 (buildah push: log in first with `buildah login`)
 # An image is rebuilt only when its Dockerfile or inputs changed (a stamp beside its archive).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -111,7 +114,23 @@ build() {  # build NAME [FILE...]  - images/NAME (or plugins/NAME); files are co
   load "$archive"
 }
 
+publish() {
+  [[ -n ${REGISTRY:-} ]] || die "REGISTRY is not set (e.g. make images REGISTRY=ghcr.io/you PUSH=1)"
+  local version name
+  version=$(awk '$1 == "appVersion:" {gsub(/"/, "", $2); print $2}' "$REPO/helm/kubecircus/Chart.yaml")
+  for name in operator worker lesion-candidates; do
+    buildah tag "localhost/kubecircus/$name:dev" "$REGISTRY/$name:$version"
+    if [[ ${PUSH:-0} == 1 ]]; then
+      buildah push "$REGISTRY/$name:$version"
+      log "pushed $REGISTRY/$name:$version"
+    else
+      log "tagged $REGISTRY/$name:$version (PUSH=1 pushes it)"
+    fi
+  done
+}
+
 mode=${1:-all}
+if [[ $mode == --publish ]]; then publish; exit 0; fi
 busybox_base
 build pause /usr/bin/catatonit
 [[ $mode == --base-only ]] && exit 0
@@ -127,3 +146,4 @@ BASE_IMAGE=$PYTHON_BASE build worker "$project_wheels"
 BASE_IMAGE=$PYTHON_BASE build hostile
 BASE_IMAGE=$PYTHON_BASE build lesion-candidates "$(plugin_wheels lesion-candidates)"
 log "images loaded"
+[[ -z ${REGISTRY:-} ]] || publish
