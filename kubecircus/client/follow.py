@@ -57,7 +57,7 @@ def follow(
 ) -> dict[str, Any]:
     """Poll the job until it is Succeeded, Failed or Cancelled; returns its final status."""
     started = time.monotonic()
-    last_phase: str | None = None
+    last_phase: object = ()  # no phase seen yet (None is a phase: not seen by the operator)
     outage_since: float | None = None
     columns = (
         SpinnerColumn(),
