@@ -1,0 +1,80 @@
+"""What is uploaded from a folder, and where downloaded keys may land."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kubecircus.client.errors import ClientError
+from kubecircus.client.transfer import download_target, folder_files, object_keys
+
+PREFIX = "jobs/ns/uid/"
+
+
+def test_nested_keys_land_below_the_folder(tmp_path):
+    assert (
+        download_target(tmp_path, PREFIX, PREFIX + "out/viz/slice.png")
+        == tmp_path / "out" / "viz" / "slice.png"
+    )
+    assert download_target(tmp_path, PREFIX, PREFIX + "manifest.json") == tmp_path / "manifest.json"
+    assert download_target(tmp_path, PREFIX, PREFIX + "out/..hidden") == tmp_path / "out" / "..hidden"
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "../escape",
+        "out/../../escape",
+        "/etc/passwd",
+        "//etc/passwd",
+        "out//x",
+        "./x",
+        "out/.",
+        "",
+        "out\\..\\..\\x",
+        "C:/Windows/x",
+        "x\x00y",
+    ],
+)
+def test_keys_that_would_escape_are_refused(tmp_path, rest):
+    with pytest.raises(ClientError, match="refusing to download"):
+        download_target(tmp_path, PREFIX, PREFIX + rest)
+
+
+def test_a_key_outside_the_prefix_is_refused(tmp_path):
+    with pytest.raises(ClientError, match="refusing"):
+        download_target(tmp_path, PREFIX, "jobs/ns/other/x")
+
+
+def test_a_symlink_inside_the_folder_that_leads_out_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "out")
+    with pytest.raises(ClientError, match="refusing"):
+        download_target(target, PREFIX, PREFIX + "out/x")
+
+
+def test_every_visible_file_is_uploaded_under_its_relative_path(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ["1.dcm", "a/2", "a/b/3.dcm", ".hidden", "a/.DS_Store"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x").write_bytes(b"x")
+    files = folder_files(tmp_path)
+    assert [k for _, k in object_keys(tmp_path, files, "ns/j/")] == [
+        "ns/j/1.dcm",
+        "ns/j/a/2",
+        "ns/j/a/b/3.dcm",
+    ]
+
+
+def test_a_file_is_not_a_folder(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ClientError, match="is not a folder"):
+        folder_files(tmp_path / "f")
+    with pytest.raises(ClientError, match="no such folder"):
+        folder_files(Path(tmp_path / "missing"))
