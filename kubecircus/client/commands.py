@@ -60,7 +60,9 @@ def _kube(args: argparse.Namespace, context: SimpleNamespace) -> Any:
 
 
 def _store(args: argparse.Namespace, kube: Any) -> Store:
-    options = StoreOptions(args.store, args.store_credentials, args.system_namespace, args.store_service)
+    options = StoreOptions(
+        args.store, args.store_credentials, args.system_namespace, args.store_service, args.port_forward
+    )
     return open_store(kube, options, pool=WORKERS + 2)
 
 
@@ -205,13 +207,15 @@ def logs(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, consol
         except ClientError as err:
             why = err.message
     else:
-        why = "no stored log (status.logRef)"
+        why = "no stored log (status.logRef)"  # e.g. it failed before the plug-in ran
     if state.get("logTail"):
         console.print(f"note: {why}; this is the end of the output, from status.logTail")
         out.write(state["logTail"] if state["logTail"].endswith("\n") else state["logTail"] + "\n")
         return 0
+    if phase not in jobs.FINISHED:
+        raise ClientError(f"{args.job} has no plug-in output yet: it is {phase}")
     reason = f" ({state['reason']})" if state.get("reason") else ""
-    raise ClientError(f"{args.job} has no plug-in output: it is {phase}{reason} and {why}")
+    raise ClientError(f"{args.job} has no plug-in output: it ended {phase}{reason} and there is {why}")
 
 
 def _copy_stored_log(store: Store, ref: dict[str, str], out: TextIO) -> None:
@@ -254,7 +258,7 @@ def cancel(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, cons
     phase = (kube.get_job(args.job).get("status") or {}).get("phase")
     if phase in jobs.FINISHED:
         _say(out, f"{args.job} already ended {phase}; nothing to cancel")
-        return 0 if phase == "Cancelled" else EXIT_FAILED
+        return 0
     kube.cancel_job(args.job)
     if phase in {None, "Queued"}:
         what = "it leaves the queue and ends Cancelled"

@@ -65,6 +65,11 @@ def _store_options() -> argparse.ArgumentParser:
     store.add_argument(
         "--store-service", default=STORE_SERVICE, help=f"the bundled store's Service ({STORE_SERVICE})"
     )
+    store.add_argument(
+        "--port-forward",
+        action="store_true",
+        help="reach the bundled store through a port-forward even when its Service address answers",
+    )
     return store
 
 

@@ -44,6 +44,8 @@ class StoreOptions:
     credentials_dir: str | None = None
     system_namespace: str = SYSTEM_NAMESPACE
     service: str = STORE_SERVICE
+    #: Use the port-forward even when the Service address answers (its traffic may be filtered).
+    port_forward: bool = False
 
 
 def parse_endpoint(text: str) -> tuple[str, bool]:
@@ -260,7 +262,8 @@ def open_store(kube: Kube, options: StoreOptions, timeout: float = 30.0, pool: i
         return Store(connect(config, keys, timeout=timeout, pool=pool), address)
     keys = credentials or _admin_credentials(kube, options)
     cluster_ip, service_port, pod_port, selector = _service_target(kube, options)
-    if cluster_ip and cluster_ip != "None" and tcp_reachable(cluster_ip, service_port):
+    direct = cluster_ip and cluster_ip != "None" and not options.port_forward
+    if direct and tcp_reachable(cluster_ip, service_port):
         address = f"{cluster_ip}:{service_port}"
         log.info("object store at its Service address %s", address)
         return Store(connect(StoreConfig(endpoint=address), keys, timeout=timeout, pool=pool), address)

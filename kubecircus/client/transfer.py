@@ -8,6 +8,8 @@ the target folder (``..``, absolute or empty segments, backslashes, symlinks lea
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
@@ -22,7 +24,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from kubecircus.objectstore.client import download, retrying
+from kubecircus.objectstore.client import download, unavailable
 
 from .errors import ClientError
 from .store import Store
@@ -31,7 +33,29 @@ log = logging.getLogger(__name__)
 
 WORKERS = 8
 #: Seconds a single file rides out store outages before the transfer fails.
-RETRY_SECONDS = 30.0
+RETRY_SECONDS = 20.0
+
+
+class Stopped(Exception):
+    """Another file's transfer failed: this one was not (or no longer) attempted."""
+
+
+def with_retries(call: Callable[[], object], stop: threading.Event, budget: float = RETRY_SECONDS) -> object:
+    """``call``, again with backoff while the store is unavailable, for ``budget`` seconds at most;
+    gives up as soon as ``stop`` is set (another transfer failed for good)."""
+    deadline, pause = time.monotonic() + budget, 0.5
+    while True:
+        if stop.is_set():
+            raise Stopped
+        try:
+            return call()
+        except Exception as exc:
+            if not unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            log.info("object store unavailable (%s); retrying in %.1f s", exc, pause)
+            if stop.wait(pause):
+                raise Stopped from None
+            pause = min(pause * 2, 4.0)
 
 
 def folder_files(folder: Path) -> list[Path]:
@@ -94,18 +118,20 @@ def _run_parallel(
     """Run the (call, bytes) tasks WORKERS at a time under one progress bar (bytes, files); the
     first failure stops the rest and is raised."""
     count, done_files = len(tasks), 0
+    stop = threading.Event()
     with (
         _progress(console, what) as progress,
         ThreadPoolExecutor(max_workers=WORKERS) as pool,
     ):
         bar = progress.add_task(what, total=sum(size for _, size in tasks), files=f"0/{count} files")
-        futures = {pool.submit(call): size for call, size in tasks}
+        futures = {pool.submit(with_retries, call, stop): size for call, size in tasks}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for future in done:
                 error = future.exception()
                 if error is not None:
+                    stop.set()
                     for other in pending:
                         other.cancel()
                     if isinstance(error, ClientError):
@@ -121,11 +147,7 @@ def upload_files(store: Store, bucket: str, pairs: list[tuple[Path, str]], conso
     total = sum(sizes)
 
     def put(path: Path, key: str) -> Callable[[], object]:
-        return lambda: retrying(
-            lambda: store.minio.fput_object(bucket_name=bucket, object_name=key, file_path=str(path)),
-            RETRY_SECONDS,
-            f"upload {key}",
-        )
+        return lambda: store.minio.fput_object(bucket_name=bucket, object_name=key, file_path=str(path))
 
     tasks = [(put(path, key), size) for (path, key), size in zip(pairs, sizes, strict=True)]
     _run_parallel("uploading", tasks, console, lambda e: store.failure(e, "uploading the series"))
@@ -149,9 +171,7 @@ def download_all(store: Store, bucket: str, prefix: str, directory: Path, consol
     def get(key: str, target: Path) -> Callable[[], object]:
         def call() -> object:
             target.parent.mkdir(parents=True, exist_ok=True)
-            return retrying(
-                lambda: download(store.minio, bucket, key, target), RETRY_SECONDS, f"download {key}"
-            )
+            return download(store.minio, bucket, key, target)
 
         return call
 
