@@ -78,3 +78,27 @@ def test_a_file_is_not_a_folder(tmp_path):
         folder_files(tmp_path / "f")
     with pytest.raises(ClientError, match="no such folder"):
         folder_files(Path(tmp_path / "missing"))
+
+
+def test_retries_ride_out_an_outage_and_stop_when_another_transfer_failed():
+    import threading
+
+    import urllib3
+
+    from kubecircus.client.transfer import Stopped, with_retries
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise urllib3.exceptions.ProtocolError("connection reset")
+        return "ok"
+
+    stop = threading.Event()
+    assert with_retries(flaky, stop, budget=10) == "ok" and len(calls) == 3
+    with pytest.raises(ValueError):  # not an outage: at once
+        with_retries(lambda: (_ for _ in ()).throw(ValueError("bad")), stop)
+    stop.set()
+    with pytest.raises(Stopped):
+        with_retries(flaky, stop)
