@@ -191,8 +191,7 @@ def _client(args: argparse.Namespace) -> int:
         print(f"kubecircus: {err.message}", file=sys.stderr)
         return err.code
     except KeyboardInterrupt:
-        follow = " (the job goes on)" if args.command in {"submit", "cancel"} and args.wait else ""
-        print(f"kubecircus: interrupted{follow}", file=sys.stderr)
+        print("kubecircus: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

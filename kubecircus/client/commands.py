@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.filesize import decimal
 
 from . import jobs
-from .errors import EXIT_FAILED, ClientError, translate
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, ClientError, translate
 from .store import Store, StoreOptions, open_store
 from .transfer import WORKERS, download_all, folder_files, list_objects, object_keys, upload_files
 
@@ -112,10 +112,19 @@ def submit(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, cons
     console.print(f"watch it: kubectl -n {namespace} get pluginjob {name} -w   (or kubecircus status {name})")
     if not args.wait:
         return 0
+    final = _follow(kube, name, console, args.timeout)
+    return _ended(name, final, out, console)
+
+
+def _follow(kube: Any, name: str, console: Console, timeout: float | None = None) -> dict[str, Any]:
     from .follow import follow
 
-    final = follow(kube, name, console, timeout=args.timeout)
-    return _ended(name, final, out, console)
+    try:
+        return follow(kube, name, console, timeout=timeout)
+    except KeyboardInterrupt:
+        raise ClientError(
+            f"stopped following {name}; it goes on (kubecircus status {name})", EXIT_INTERRUPTED
+        ) from None
 
 
 def _remove_quietly(store: Store, bucket: str, prefix: str) -> None:
@@ -268,8 +277,6 @@ def cancel(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, cons
     if not args.wait:
         console.print(f"follow it: kubecircus status {args.job}")
         return 0
-    from .follow import follow
-
-    final = follow(kube, args.job, console)
+    final = _follow(kube, args.job, console)
     _say(out, f"{args.job} ended {final.get('phase')}")
     return 0 if final.get("phase") == "Cancelled" else EXIT_FAILED

@@ -126,19 +126,21 @@ def _run_parallel(
         bar = progress.add_task(what, total=sum(size for _, size in tasks), files=f"0/{count} files")
         futures = {pool.submit(with_retries, call, stop): size for call, size in tasks}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                error = future.exception()
-                if error is not None:
-                    stop.set()
-                    for other in pending:
-                        other.cancel()
-                    if isinstance(error, ClientError):
-                        raise error
-                    raise on_error(error) from None
-                done_files += 1
-                progress.update(bar, advance=futures[future], files=f"{done_files}/{count} files")
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    error = future.exception()
+                    if error is not None:
+                        if isinstance(error, ClientError):
+                            raise error
+                        raise on_error(error) from None
+                    done_files += 1
+                    progress.update(bar, advance=futures[future], files=f"{done_files}/{count} files")
+        finally:  # a failure or Ctrl-C: start nothing more, and stop the retries under way
+            stop.set()
+            for other in pending:
+                other.cancel()
 
 
 def upload_files(store: Store, bucket: str, pairs: list[tuple[Path, str]], console: Console) -> int:

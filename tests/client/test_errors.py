@@ -133,4 +133,4 @@ def test_an_interrupt_is_one_line_and_130(monkeypatch, capsys):
 
     monkeypatch.setitem(commands.__dict__, "cancel", interrupted)
     assert cli.main(["cancel", "j", "--wait"]) == 130
-    assert capsys.readouterr().err == "kubecircus: interrupted (the job goes on)\n"
+    assert capsys.readouterr().err == "kubecircus: interrupted\n"

@@ -78,3 +78,16 @@ def test_the_timeout_says_the_job_goes_on(monkeypatch):
     monkeypatch.setattr(follow_module.time, "sleep", lambda s: None)
     with pytest.raises(ClientError, match="did not finish within 0 s; it goes on"):
         follow(FakeKube([{"phase": "Running"}]), "j", quiet(), timeout=0)
+
+
+def test_ctrl_c_while_following_says_the_job_goes_on(monkeypatch):
+    from kubecircus.client import commands
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(follow_module, "follow", interrupted)
+    with pytest.raises(ClientError) as stopped:
+        commands._follow(FakeKube([{}]), "j", quiet())
+    assert stopped.value.code == 130
+    assert stopped.value.message == "stopped following j; it goes on (kubecircus status j)"
