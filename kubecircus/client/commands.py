@@ -34,7 +34,7 @@ PLUGIN_CONTAINER = "plugin"  # the plug-in's container in the run pod (operator/
 def run(args: argparse.Namespace, out: TextIO | None = None, console: Console | None = None) -> int:
     """Run one client command; library errors become one-line ClientErrors."""
     out = out or sys.stdout
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     if args.verbose < 2:  # urllib3 warns on every retried connection: our one line says it all
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     context = SimpleNamespace(kube=None)
@@ -214,17 +214,17 @@ def logs(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, consol
                 _copy_stored_log(store, state["logRef"], out)
             return 0
         except ClientError as err:
-            why = err.message
+            why = f"the stored log could not be read ({err.message})"
     else:
-        why = "no stored log (status.logRef)"  # e.g. it failed before the plug-in ran
+        why = "there is no stored log (status.logRef)"  # e.g. it failed before the plug-in ran
     if state.get("logTail"):
-        console.print(f"note: {why}; this is the end of the output, from status.logTail")
+        console.print(f"note: {why}; showing the end of the output, from status.logTail")
         out.write(state["logTail"] if state["logTail"].endswith("\n") else state["logTail"] + "\n")
         return 0
     if phase not in jobs.FINISHED:
         raise ClientError(f"{args.job} has no plug-in output yet: it is {phase}")
     reason = f" ({state['reason']})" if state.get("reason") else ""
-    raise ClientError(f"{args.job} has no plug-in output: it ended {phase}{reason} and there is {why}")
+    raise ClientError(f"{args.job} has no plug-in output: it ended {phase}{reason}, and {why}")
 
 
 def _copy_stored_log(store: Store, ref: dict[str, str], out: TextIO) -> None:

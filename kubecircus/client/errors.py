@@ -58,6 +58,8 @@ def connection_reason(exc: BaseException) -> str:
         return errno.group(1).strip()
     if "timed out" in text.lower():
         return "timed out"
+    if "RemoteDisconnected" in text:
+        return "the connection was closed without a response"
     text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
     return text.strip(" :(),") or type(reason).__name__
 

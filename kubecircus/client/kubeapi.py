@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: (connect, read) seconds for every ordinary call.
 TIMEOUT = (5.0, 30.0)
+#: A followed log may stay silent as long as a plug-in may run (the client refuses None).
+FOLLOW_TIMEOUT = (5.0, 7 * 86400.0)
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -188,7 +190,7 @@ class Kube:
                 container=container,
                 follow=True,
                 _preload_content=False,
-                _request_timeout=(TIMEOUT[0], None),
+                _request_timeout=FOLLOW_TIMEOUT,
             )
         except ApiException as exc:
             if exc.status in (400, 404):

@@ -1,8 +1,8 @@
 """Reaching the object store from the user's machine.
 
 Where: ``--store HOST:PORT`` (or ``KUBECIRCUS_STORE_ENDPOINT``); otherwise the bundled MinIO's
-Service in the system namespace, at its ClusterIP when a short TCP connect gets through (a node
-of a local cluster), else through a port-forward to one of its pods via the API server: a
+Service in the system namespace, at its ClusterIP when MinIO answers there within a second (a
+node of a local cluster), else through a port-forward to one of its pods via the API server: a
 listener on 127.0.0.1 whose every connection is piped to the pod's port by
 ``kubernetes.stream.portforward``, the way ``kubectl port-forward`` does it.
 
@@ -80,12 +80,19 @@ def given_credentials(directory: str | None, environ: Mapping[str, str] | None =
     return None
 
 
-def tcp_reachable(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
+def store_answers(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
+    """True when MinIO answers its liveness check at host:port. More than a TCP connect: a
+    transparent proxy or a filtering middlebox may accept connections to any address."""
+    import urllib3
+
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout, read=2 * timeout), retries=False)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
+        response = http.request("GET", f"http://{host}:{port}/minio/health/live", preload_content=True)
+    except urllib3.exceptions.HTTPError:
         return False
+    finally:
+        http.clear()
+    return response.status == 200
 
 
 def pipe(one: Any, other: Any, idle: float | None = None) -> None:
@@ -263,7 +270,7 @@ def open_store(kube: Kube, options: StoreOptions, timeout: float = 30.0, pool: i
     keys = credentials or _admin_credentials(kube, options)
     cluster_ip, service_port, pod_port, selector = _service_target(kube, options)
     direct = cluster_ip and cluster_ip != "None" and not options.port_forward
-    if direct and tcp_reachable(cluster_ip, service_port):
+    if direct and store_answers(cluster_ip, service_port):
         address = f"{cluster_ip}:{service_port}"
         log.info("object store at its Service address %s", address)
         return Store(connect(StoreConfig(endpoint=address), keys, timeout=timeout, pool=pool), address)

@@ -118,6 +118,8 @@ def _run_parallel(
     """Run the (call, bytes) tasks WORKERS at a time under one progress bar (bytes, files); the
     first failure stops the rest and is raised."""
     count, done_files = len(tasks), 0
+    if not tasks:
+        return
     stop = threading.Event()
     with (
         _progress(console, what) as progress,

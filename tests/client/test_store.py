@@ -133,3 +133,37 @@ def test_a_failed_remote_closes_the_local_connection_and_keeps_the_reason(monkey
         assert forward.last_error == 'pods "minio-0" is forbidden'
     finally:
         forward.close()
+
+
+def test_the_service_address_counts_only_when_minio_answers_there():
+    """A transparent proxy accepts any connection: the liveness answer decides."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kubecircus.client.store import store_answers
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/minio/health/live" and self.server.minio else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    servers = []
+    for minio in (True, False):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.minio = minio
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        assert store_answers("127.0.0.1", servers[0].server_address[1])
+        assert not store_answers("127.0.0.1", servers[1].server_address[1])
+        closed = socket.create_server(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        assert not store_answers("127.0.0.1", port)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
