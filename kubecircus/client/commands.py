@@ -34,7 +34,8 @@ PLUGIN_CONTAINER = "plugin"  # the plug-in's container in the run pod (operator/
 def run(args: argparse.Namespace, out: TextIO | None = None, console: Console | None = None) -> int:
     """Run one client command; library errors become one-line ClientErrors."""
     out = out or sys.stdout
-    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    # markup off: job messages, keys and logs may hold [brackets] rich would take for tags
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     if args.verbose < 2:  # urllib3 warns on every retried connection: our one line says it all
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     context = SimpleNamespace(kube=None)

@@ -61,11 +61,11 @@ def follow(
     outage_since: float | None = None
     columns = (
         SpinnerColumn(),
-        TextColumn("{task.fields[phase]:<11}"),
+        TextColumn("{task.fields[phase]:<11}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
+        TextColumn("{task.fields[note]}", markup=False),  # the operator's words, [brackets] and all
     )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(name, total=1.0, phase="", note="")
@@ -85,7 +85,7 @@ def follow(
             status = body.get("status") or {}
             phase = status.get("phase")
             if phase != last_phase:
-                progress.console.print(phase_line(time.monotonic() - started, status))
+                progress.console.print(phase_line(time.monotonic() - started, status), markup=False)
                 last_phase = phase
             progress.update(
                 bar,

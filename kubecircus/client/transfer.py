@@ -98,9 +98,9 @@ def download_target(directory: Path, prefix: str, key: str) -> Path:
 
 def _progress(console: Console, what: str) -> Progress:
     return Progress(
-        TextColumn(what),
+        TextColumn(what, markup=False),
         BarColumn(),
-        TextColumn("{task.fields[files]}"),
+        TextColumn("{task.fields[files]}", markup=False),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),

@@ -91,3 +91,29 @@ def test_ctrl_c_while_following_says_the_job_goes_on(monkeypatch):
         commands._follow(FakeKube([{}]), "j", quiet())
     assert stopped.value.code == 130
     assert stopped.value.message == "stopped following j; it goes on (kubecircus status j)"
+
+
+def test_brackets_in_the_operators_words_are_text_not_markup(monkeypatch):
+    monkeypatch.setattr(follow_module.time, "sleep", lambda s: None)
+    console = Console(file=io.StringIO(), force_terminal=True, markup=False)
+    message = "input 0: s3://dicom/[/x]/ is not yours [bold]"
+    final = follow(
+        FakeKube([{"phase": "Queued", "message": message}, {"phase": "Failed", "message": message}]),
+        "j",
+        console,
+    )
+    assert final["phase"] == "Failed"
+    assert "[/x]/ is not yours [bold]" in console.file.getvalue()
+
+
+def test_the_commands_console_prints_brackets_as_they_are(monkeypatch, capsys):
+    from kubecircus import cli
+    from kubecircus.client import commands
+
+    def noting(args, context, out, console):
+        console.print("note: [/x] [red]kept[/red]")
+        return 0
+
+    monkeypatch.setitem(commands.__dict__, "status", noting)
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().err == "note: [/x] [red]kept[/red]\n"
