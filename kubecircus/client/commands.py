@@ -56,7 +56,6 @@ def _kube(args: argparse.Namespace, context: SimpleNamespace) -> Any:
     from .kubeapi import Kube
 
     context.kube = Kube(args.kubeconfig, args.context, args.namespace)
-    context.kube.configuration.retries = 1
     return context.kube
 
 

@@ -27,6 +27,10 @@ class ClientError(Exception):
         return self.message
 
 
+class NotFound(ClientError):
+    """The object asked for does not exist."""
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
 

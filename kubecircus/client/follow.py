@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .errors import ClientError
+from .errors import ClientError, NotFound
 from .jobs import FINISHED
 from .kubeapi import Kube
 
@@ -73,9 +73,9 @@ def follow(
             try:
                 body = kube.get_job(name)
                 outage_since = None
+            except NotFound:
+                raise ClientError(f"the job {name} was deleted while we followed it") from None
             except (ClientError, urllib3.exceptions.HTTPError) as exc:
-                if isinstance(exc, ClientError) and exc.message.startswith("no PluginJob named"):
-                    raise ClientError(f"the job {name} was deleted while we followed it") from None
                 outage_since = outage_since or time.monotonic()
                 if time.monotonic() - outage_since > OUTAGE_SECONDS:
                     raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubecircus.operator.api import GROUP, VERSION
 
-from .errors import ClientError, from_api
+from .errors import ClientError, NotFound, from_api
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +82,10 @@ class Kube:
             current = context_namespace(contexts, active, context)
         self.namespace = namespace or current
         self.server = self.configuration.host
+        self.configuration.retries = 1  # one more try on a refused connection, not urllib3's three
         self.api = TimedApiClient(self.configuration)
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
-        self._lock = threading.Lock()
 
     def failure(self, exc: ApiException, doing: str = "") -> ClientError:
         return from_api(exc, doing, self.server)
@@ -118,7 +117,7 @@ class Kube:
             )
         except ApiException as exc:
             if exc.status == 404 and "could not find the requested resource" not in (str(exc.body) or ""):
-                raise ClientError(
+                raise NotFound(
                     f"no PluginJob named {name} in namespace {self.namespace} (kubecircus status lists them)"
                 ) from None
             raise self.failure(exc) from None
@@ -127,10 +126,8 @@ class Kube:
         try:
             self.get_job(name)
             return True
-        except ClientError as err:
-            if err.message.startswith("no PluginJob named"):
-                return False
-            raise
+        except NotFound:
+            return False
 
     def list_jobs(self) -> list[dict[str, Any]]:
         try:
@@ -161,7 +158,7 @@ class Kube:
             )
         except ApiException as exc:
             if exc.status == 404:
-                raise ClientError(f"no PluginJob named {name} in namespace {self.namespace}") from None
+                raise NotFound(f"no PluginJob named {name} in namespace {self.namespace}") from None
             raise self.failure(exc) from None
 
     # --- pods ---------------------------------------------------------------------------------

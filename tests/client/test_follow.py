@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from kubecircus.client import follow as follow_module
-from kubecircus.client.errors import ClientError
+from kubecircus.client.errors import ClientError, NotFound
 from kubecircus.client.follow import follow, note, phase_line
 
 
@@ -63,7 +63,7 @@ def test_follow_returns_the_final_status_and_prints_each_phase_once(monkeypatch)
 
 def test_a_job_deleted_while_followed_is_one_line(monkeypatch):
     monkeypatch.setattr(follow_module.time, "sleep", lambda s: None)
-    kube = FakeKube([{"phase": "Queued"}, ClientError("no PluginJob named j in namespace ns")])
+    kube = FakeKube([{"phase": "Queued"}, NotFound("no PluginJob named j in namespace ns")])
     with pytest.raises(ClientError, match="the job j was deleted while we followed it"):
         follow(kube, "j", quiet())
 
