@@ -19,7 +19,7 @@ import os
 import select
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +126,9 @@ class PortForward:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def open_remote(self) -> Any:
-        """A socket connected to the pod's port, through the API server."""
+    def open_remote(self) -> tuple[Any, Callable[[], str | None]]:
+        """A socket connected to the pod's port through the API server, and what reads the
+        error the kubelet may report on the port's error channel (e.g. nothing listens)."""
         from kubernetes.stream import portforward
 
         with self._connecting:
@@ -137,7 +138,7 @@ class PortForward:
                 self.namespace,
                 ports=str(self.remote_port),
             )
-        return forward.socket(self.remote_port)
+        return forward.socket(self.remote_port), lambda: forward.error(self.remote_port)
 
     def _accept(self) -> None:
         while True:
@@ -149,10 +150,10 @@ class PortForward:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            remote = self.open_remote()
+            remote, error = self.open_remote()
         except Exception as exc:  # the client sees its connection closed; we keep the reason
             self.last_error = one_line(getattr(exc, "reason", None) or exc)
-            log.warning("port-forward to %s/%s: %s", self.namespace, self.pod, self.last_error)
+            log.info("port-forward to %s/%s: %s", self.namespace, self.pod, self.last_error)
             conn.close()
             return
         try:
@@ -162,6 +163,10 @@ class PortForward:
         finally:
             conn.close()
             remote.close()
+        reported = error()
+        if reported:
+            self.last_error = one_line(reported)
+            log.info("port-forward to %s/%s: %s", self.namespace, self.pod, self.last_error)
 
     def close(self) -> None:
         self.listener.close()

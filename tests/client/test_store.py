@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def test_the_port_forward_pipes_each_local_connection_to_its_own_remote_socket(m
 
     def open_remote(self):
         opened.append(1)
-        return socket.create_connection(server.getsockname())
+        return socket.create_connection(server.getsockname()), lambda: None
 
     monkeypatch.setattr(PortForward, "open_remote", open_remote)
     forward = PortForward(api=None, namespace="kubecircus-system", pod="minio-0", remote_port=9000)
@@ -118,6 +119,26 @@ def test_the_port_forward_pipes_each_local_connection_to_its_own_remote_socket(m
     finally:
         forward.close()
         server.close()
+
+
+def test_an_error_the_kubelet_reports_is_kept(monkeypatch):
+    def open_remote(self):
+        mine, theirs = socket.socketpair()
+        theirs.close()  # the pod side ends at once
+        return mine, lambda: "error forwarding port 9000: connection refused"
+
+    monkeypatch.setattr(PortForward, "open_remote", open_remote)
+    forward = PortForward(api=None, namespace="s", pod="minio-0", remote_port=9000)
+    try:
+        host, port = forward.endpoint.split(":")
+        conn = socket.create_connection((host, int(port)), timeout=5)
+        assert conn.recv(10) == b""
+        deadline = time.monotonic() + 5
+        while forward.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert forward.last_error == "error forwarding port 9000: connection refused"
+    finally:
+        forward.close()
 
 
 def test_a_failed_remote_closes_the_local_connection_and_keeps_the_reason(monkeypatch):
