@@ -8,6 +8,7 @@ which ``kubecircus.cli.main`` prints; :func:`run` turns the libraries' errors in
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -21,7 +22,15 @@ from rich.filesize import decimal
 from . import jobs
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, ClientError, translate
 from .store import Store, StoreOptions, open_store
-from .transfer import WORKERS, download_all, folder_files, list_objects, object_keys, upload_files
+from .transfer import (
+    WORKERS,
+    download_all,
+    folder_files,
+    list_objects,
+    manifest_mismatches,
+    object_keys,
+    upload_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +266,25 @@ def results(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, con
             raise ClientError(f"{args.job} names no outputs location (status.outputs)")
         target = Path(args.download)
         with _store(args, kube) as store:
-            paths = download_all(store, outputs["bucket"], outputs["prefix"], target, console)
-        console.print(f"downloaded {len(paths)} files to {target}")
+            files = download_all(store, outputs["bucket"], outputs["prefix"], target, console)
+        _check_manifest(files, outputs.get("manifestSha256"))
+        console.print(f"downloaded {len(files)} files to {target}")
     return 0
+
+
+def _check_manifest(files: dict[str, tuple[Path, str]], expected: str | None) -> None:
+    """The downloaded outputs are the ones the job's manifest lists, by sha256."""
+    if "manifest.json" not in files:
+        raise ClientError("the job's outputs hold no manifest.json: cannot check what was downloaded")
+    path, digest = files["manifest.json"]
+    try:
+        manifest = json.loads(path.read_bytes())
+    except ValueError:
+        raise ClientError(f"{path} is not JSON: cannot check what was downloaded") from None
+    digests = {name: sha for name, (_, sha) in files.items()}
+    problems = manifest_mismatches(manifest, digests, digest, expected)
+    if problems:
+        raise ClientError(f"the download differs from the job's manifest: {', '.join(problems)}")
 
 
 def cancel(args: argparse.Namespace, context: SimpleNamespace, out: TextIO, console: Console) -> int:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -167,18 +168,40 @@ def list_objects(store: Store, bucket: str, prefix: str) -> list[tuple[str, int]
         raise store.failure(exc, f"listing s3://{bucket}/{prefix}") from None
 
 
-def download_all(store: Store, bucket: str, prefix: str, directory: Path, console: Console) -> list[Path]:
-    """Every object under ``prefix`` into ``directory``, keeping the key's path below the prefix."""
+def download_all(
+    store: Store, bucket: str, prefix: str, directory: Path, console: Console
+) -> dict[str, tuple[Path, str]]:
+    """Every object under ``prefix`` into ``directory``, keeping the key's path below the prefix;
+    returns {key below the prefix: (file, sha256)}."""
     objects = [(key, size) for key, size in list_objects(store, bucket, prefix) if not key.endswith("/")]
     targets = [download_target(directory, prefix, key) for key, _ in objects]  # all checked first
+    digests: dict[str, tuple[Path, str]] = {}
 
     def get(key: str, target: Path) -> Callable[[], object]:
         def call() -> object:
             target.parent.mkdir(parents=True, exist_ok=True)
-            return download(store.minio, bucket, key, target)
+            digests[key[len(prefix) :]] = (target, download(store.minio, bucket, key, target))
+            return None
 
         return call
 
     tasks = [(get(key, target), size) for (key, size), target in zip(objects, targets, strict=True)]
     _run_parallel("downloading", tasks, console, lambda e: store.failure(e, "downloading"))
-    return targets
+    return digests
+
+
+def manifest_mismatches(
+    manifest: dict[str, Any], digests: dict[str, str], manifest_sha256: str | None, expected: str | None
+) -> list[str]:
+    """What differs between the downloaded files and the job's manifest (and the manifest and
+    the sha256 the job's status recorded for it): names of files missing or not as listed."""
+    problems = []
+    if expected and manifest_sha256 != expected:
+        problems.append("manifest.json (not the one the job recorded)")
+    for item in manifest.get("outputs") or []:
+        name = f"out/{item.get('name')}"
+        if name not in digests:
+            problems.append(f"{name} (missing)")
+        elif item.get("sha256") and digests[name] != item["sha256"]:
+            problems.append(f"{name} (sha256 differs)")
+    return problems

@@ -102,3 +102,19 @@ def test_retries_ride_out_an_outage_and_stop_when_another_transfer_failed():
     stop.set()
     with pytest.raises(Stopped):
         with_retries(flaky, stop)
+
+
+def test_downloads_are_checked_against_the_manifest():
+    from kubecircus.client.transfer import manifest_mismatches
+
+    manifest = {"outputs": [{"name": "results.json", "sha256": "aa"}, {"name": "viz/a.png", "sha256": "bb"}]}
+    digests = {"out/results.json": "aa", "out/viz/a.png": "bb", "manifest.json": "mm", "plugin-log.txt": "ll"}
+    assert manifest_mismatches(manifest, digests, "mm", "mm") == []
+    assert manifest_mismatches(manifest, digests, "mm", None) == []
+    assert manifest_mismatches(manifest, {**digests, "out/viz/a.png": "xx"}, "mm", "mm") == [
+        "out/viz/a.png (sha256 differs)"
+    ]
+    assert manifest_mismatches(manifest, {"out/results.json": "aa"}, "zz", "mm") == [
+        "manifest.json (not the one the job recorded)",
+        "out/viz/a.png (missing)",
+    ]
