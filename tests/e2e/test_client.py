@@ -76,6 +76,7 @@ def test_submit_wait_status_logs_results_of_a_successful_job(
     assert job["spec"]["inputs"] == [{"source": {"bucket": INPUTS, "prefix": f"{ns}/ct-1/"}}]
     assert job["status"]["phase"] == "Succeeded"
 
+    # (make test deploys with history.ttlSeconds=60: what follows must read the job within a minute)
     table = kubecircus("status", "-n", ns)
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
