@@ -15,7 +15,7 @@ deps: ## install the system packages the tests use (Debian/Ubuntu, as root)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip "setuptools>=69" wheel
-	$(BIN)/python -m pip install -q -e '.[converter,worker,operator,test]'
+	$(BIN)/python -m pip install -q -e '.[converter,worker,operator,client,test]'
 	touch $@
 
 venv: $(BIN)/.installed ## create .venv with kubecircus (editable) and every extra

@@ -1,8 +1,10 @@
 """The ``kubecircus`` command line.
 
-``kubecircus convert SOURCE OUTDIR`` turns one DICOM series into a CIRCUS CS volume. Bad input
-ends with exit status 1 and one line on stderr saying what is wrong and what to do; usage errors
-with status 2 (argparse's convention). Never a traceback for bad input.
+``kubecircus convert SOURCE OUTDIR`` turns one DICOM series into a CIRCUS CS volume;
+``kubecircus submit|status|logs|results|cancel`` run plug-ins on the cluster for people
+(``kubecircus/client/``). Bad input ends with exit status 1 and one line on stderr saying what is
+wrong and what to do; usage errors with status 2 (argparse's convention). Never a traceback for
+bad input.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import warnings
 from collections.abc import Sequence
 
 from kubecircus import __version__
+from kubecircus.client.defaults import COMMANDS as CLIENT_COMMANDS
+from kubecircus.client.parser import add_parsers as add_client_parsers
 
 EXIT_INPUT_REFUSED = 1
 
@@ -36,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kubecircus {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_client_parsers(commands)
     convert = commands.add_parser(
         "convert",
         help="convert a DICOM series into {id}.mhd, {id}.raw, {id}.json",
@@ -153,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return worker_main(args.step)
     _configure_logging(args.verbose, quiet_pydicom=args.command == "convert")
+    if args.command in CLIENT_COMMANDS:
+        return _client(args)
     if args.command == "convert":
         return _convert(args)
     if args.command == "crds":
@@ -171,6 +178,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         run()
         return 0
     return 2  # pragma: no cover - argparse enforces a command
+
+
+def _client(args: argparse.Namespace) -> int:
+    """submit, status, logs, results, cancel: every expected failure is one line."""
+    from kubecircus.client.commands import run
+    from kubecircus.client.errors import EXIT_INTERRUPTED, ClientError
+
+    try:
+        return run(args)
+    except ClientError as err:
+        print(f"kubecircus: {err.message}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt:
+        print("kubecircus: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _crds(args: argparse.Namespace) -> int:
