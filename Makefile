@@ -13,6 +13,7 @@ deps: ## install the system packages the tests use (Debian/Ubuntu, as root)
 	hack/install-deps.sh
 
 $(BIN)/.installed: pyproject.toml
+	hack/install-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip "setuptools>=69" wheel
 	$(BIN)/python -m pip install -q -e '.[converter,worker,operator,client,test]'
