@@ -30,8 +30,10 @@ fi
 
 # Network: rules and ipsets of kube-proxy, kube-router, the guard and the CNI plug-in; the
 # pods' veths. (KCNP: the hand-written enforcer that kube-router replaced.)
-remove_chains 'KUBE|KCNP|KUBECIRCUS|CNI'
-for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE|kube-router)'); do ipset destroy "$set" 2>/dev/null; done
+remove_chains 'KUBE|KCNP|KUBECIRCUS|CNI-HOSTPORT|CNI-DN'
+for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE|kube-router|kubecircus-)'); do ipset destroy "$set" 2>/dev/null; done
+rm -f /usr/lib/cni/kubecircus-quarantine
+ip route del blackhole "$POD_CIDR" 2>/dev/null
 for link in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth'); do
   ip link del "$link" 2>/dev/null
 done

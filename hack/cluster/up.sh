@@ -20,6 +20,7 @@ kind_up() {
   [[ $'\n'$(kind get clusters 2>/dev/null)$'\n' == *$'\nkubecircus\n'* ]] ||
     kind create cluster --config "$REPO/kind-config.yaml" --wait 180s
   kind get kubeconfig --name kubecircus > "$KUBECONFIG_ADMIN"
+  "$(dirname "$0")/build-tools.sh" kindcheck  # the kind-config test's checker
   ln -sf "$(command -v kubectl)" "$OUT/bin/kubectl"
   command -v helm >/dev/null && ln -sf "$(command -v helm)" "$OUT/bin/helm"
   log "kind cluster ready; KUBECONFIG=$KUBECONFIG_ADMIN"
@@ -47,11 +48,35 @@ host_network() {
     iptables -w -D FORWARD -j KUBECIRCUS-GUARD
     iptables -w -F KUBECIRCUS-GUARD && iptables -w -X KUBECIRCUS-GUARD
   fi
+  # Pods' host-side interfaces are the ptp plug-in's veth*: a forwarded packet from a pod may
+  # only go into another pod, and only pods may send one into a pod (whatever the addresses
+  # say: an unassigned pod address or a spoofed source is caught by the interface).
   iptables -w -t mangle -N KUBECIRCUS-GUARD 2>/dev/null || true
   iptables -w -t mangle -F KUBECIRCUS-GUARD
+  iptables -w -t mangle -A KUBECIRCUS-GUARD -i veth+ ! -o veth+ -j DROP
+  iptables -w -t mangle -A KUBECIRCUS-GUARD ! -i veth+ -o veth+ -j DROP
   iptables -w -t mangle -A KUBECIRCUS-GUARD -s "$POD_CIDR" ! -d "$POD_CIDR" -j DROP
   iptables -w -t mangle -C FORWARD -j KUBECIRCUS-GUARD 2>/dev/null ||
     iptables -w -t mangle -I FORWARD 1 -j KUBECIRCUS-GUARD
+  # An address of the pod range that no pod holds goes nowhere (each pod has its own /32 route).
+  ip route replace blackhole "$POD_CIDR"
+  # New interfaces (the pods' veths) drop packets whose source would not be routed back through
+  # them: a pod cannot spoof another's address. The machine's own interfaces keep their setting.
+  sysctl -qw net.ipv4.conf.default.rp_filter=1
+  # A new pod's quarantine (hack/cluster/cni/kubecircus-quarantine): the CNI plug-in puts its
+  # address in this set for its first seconds; the raw table drops it before conntrack sees it.
+  ipset -exist create kubecircus-quarantine hash:ip timeout 2
+  iptables -w -t raw -N KUBECIRCUS-QUARANTINE 2>/dev/null || true
+  iptables -w -t raw -F KUBECIRCUS-QUARANTINE
+  iptables -w -t raw -A KUBECIRCUS-QUARANTINE -m set --match-set kubecircus-quarantine src -j DROP
+  iptables -w -t raw -A KUBECIRCUS-QUARANTINE -m set --match-set kubecircus-quarantine dst -j DROP
+  for hook in PREROUTING OUTPUT; do
+    iptables -w -t raw -C "$hook" -j KUBECIRCUS-QUARANTINE 2>/dev/null ||
+      iptables -w -t raw -I "$hook" 1 -j KUBECIRCUS-QUARANTINE
+  done
+  # containerd looks for CNI plug-ins in one folder, Debian's: ours joins them there.
+  cmp -s "$(dirname "$0")/cni/kubecircus-quarantine" /usr/lib/cni/kubecircus-quarantine ||
+    install -m 0755 "$(dirname "$0")/cni/kubecircus-quarantine" /usr/lib/cni/kubecircus-quarantine
 }
 
 # Components watch their config files (kube-proxy exits when its file is rewritten), so a file
@@ -73,6 +98,7 @@ write_configs() {
     {"type": "ptp", "ipMasq": false, "mtu": 1500,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$NODE_POD_CIDR"}]],
               "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$STATE/cni/ipam"}},
+    {"type": "kubecircus-quarantine", "seconds": 2},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -198,11 +224,24 @@ start_firewall() {
   remove_chains 'KCNP|KUBECIRCUS-NETPOL'
   kubectl_ apply -f "$(dirname "$0")/manifests/kube-router-rbac.yaml" >/dev/null
   wait_for 60 "node $NODE_NAME registered" kubectl_ get node "$NODE_NAME"
-  start_daemon kube-router "$BIN/kube-router" --kubeconfig "$STATE/kube-router.conf" \
-    --run-firewall=true --run-router=false --run-service-proxy=false \
-    --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
-    --health-port 0 --metrics-port 0
+  # Its INPUT chain lets pods reach node ports (TCP/UDP to the node's addresses) whatever the
+  # policy: narrowed to the node port the cluster serves (the bundled store's, which kube-proxy
+  # turns into pod traffic before that chain, so policies still apply to it).
+  local args=(--kubeconfig "$STATE/kube-router.conf"
+    --run-firewall=true --run-router=false --run-service-proxy=false
+    --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR"
+    --health-port 0 --metrics-port 0 --service-node-port-range 30900-30901)
+  if running kube-router && [[ $(cat "$RUN/kube-router.args" 2>/dev/null) != "${args[*]}" ]]; then
+    stop_daemon kube-router  # started with other flags: restart it (its rules stay meanwhile)
+  fi
+  echo "${args[*]}" > "$RUN/kube-router.args"
+  start_daemon kube-router "$BIN/kube-router" "${args[@]}"
   wait_for 60 "kube-router's firewall chains" iptables -w -S KUBE-ROUTER-FORWARD
+  sleep 2  # chains left by an earlier run prove nothing: it must still be running
+  running kube-router || die "kube-router exited: $(tail -n 3 "$RUN/kube-router.log")"
+  # kube-router adds its node-port rules but never removes those of an earlier range
+  iptables -w -S KUBE-ROUTER-INPUT | grep -- 'node ports' | grep -v -- '--dports 30900:30901' |
+    sed 's/^-A/-D/' | while read -r rule; do eval iptables -w "$rule"; done
 }
 
 addons() {

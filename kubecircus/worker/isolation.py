@@ -11,8 +11,12 @@ attempt that cannot be made at all counts as open: the proof must never pass by 
 NetworkPolicy enforcers apply rules asynchronously, both ways: some let a new pod talk until its
 deny rules are in place (doors open, then close), others drop everything from a pod they do not
 know yet (doors closed, then opened by whatever allow policy matches the pod once it is known).
-So rounds repeat for at least ``settle`` seconds, and until every door is closed or the wait is
-over; a door open in the last round means the plug-in does not start (``IsolationBreach``).
+So the proof passes only after every door has stayed closed for ``settle`` seconds in a row (an
+open round starts the count again), and gives up after the wait: a door open in the last round
+means the plug-in does not start (``IsolationBreach``). A door that was open in an earlier round
+and closed since is no proof either: connections made while it was open may live on in the
+node's connection tracking (an enforcer accepts ESTABLISHED traffic before its policies), so
+:attr:`Proof.opened` names it and ``prepare`` has the attempt retried in a new pod.
 """
 
 from __future__ import annotations
@@ -128,28 +132,44 @@ class Proof:
     seconds: float
     open_doors: list[str]
     tried: int
+    #: Doors seen open in an earlier round (when, in seconds), even if closed at the end.
+    opened: tuple[str, ...] = ()
 
 
 def prove(doors: list[Target], timeout: float, wait: float, settle: float = 0.0) -> Proof:
-    """Round after round for at least ``settle`` seconds, then until every door is closed or
-    ``wait`` seconds have passed."""
+    """Round after round until every door has stayed closed for ``settle`` seconds in a row, or
+    ``wait`` seconds have passed (each round tries every door at once)."""
     if not doors:
         return Proof(False, 0, 0.0, ["nothing to probe: the proof cannot pass without targets"], 0)
     started = time.monotonic()
     rounds = 0
     open_doors: list[str] = []
+    opened: dict[str, float] = {}  # door -> when it was first seen open
+    closed_since: float | None = None
     with ThreadPoolExecutor(len(doors), thread_name_prefix="probe") as pool:
         while True:
             rounds += 1
+            began = time.monotonic()
             outcomes = list(pool.map(lambda t: try_door(t, timeout), doors))
             open_doors = [f"{t}: {o}" for t, o in zip(doors, outcomes, strict=True) if o != "closed"]
-            elapsed = time.monotonic() - started
-            if not open_doors and elapsed >= settle:
-                return Proof(True, rounds, round(elapsed, 2), [], len(doors))
-            log.info("round %d: %s", rounds, "; ".join(open_doors))
-            if open_doors and elapsed + timeout > max(wait, settle):
-                return Proof(False, rounds, round(elapsed, 2), open_doors, len(doors))
+            now = time.monotonic()
+            elapsed = now - started
+            if open_doors:
+                closed_since = None
+                for door in open_doors:
+                    opened.setdefault(door, round(began - started, 2))
+                log.info("round %d: %s", rounds, "; ".join(open_doors))
+                if elapsed + timeout > max(wait, settle):
+                    return Proof(False, rounds, round(elapsed, 2), open_doors, len(doors), _seen(opened))
+            else:
+                closed_since = began if closed_since is None else closed_since
+                if now - closed_since >= settle:
+                    return Proof(True, rounds, round(elapsed, 2), [], len(doors), _seen(opened))
             time.sleep(min(0.25, timeout))
+
+
+def _seen(opened: dict[str, float]) -> tuple[str, ...]:
+    return tuple(f"{door} (at {at} s)" for door, at in opened.items())
 
 
 def resolv_conf(path: str = "/etc/resolv.conf") -> str:

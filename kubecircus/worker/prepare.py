@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import isolation
-from .report import Report
+from .report import ERROR, Report
 from .workspace import empty_folder, manifest_problems, read_manifest
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,15 @@ def run(task: dict[str, Any], workspace: Path, environ: dict[str, str] | None = 
             "IsolationBreach",
             f"the plug-in pod could reach the network after {proof.seconds} s: "
             + "; ".join(proof.open_doors),
+            details,
+        )
+    if proof.opened:
+        return Report(
+            "prepare",
+            ERROR,  # an infrastructure retry: a new pod, a new address, no connection carried over
+            "the network policy took effect only after the pod had started, so connections made "
+            "before it may live on; the attempt is retried in a new pod. Open at first: "
+            + "; ".join(proof.opened),
             details,
         )
     if problems:

@@ -36,12 +36,12 @@ def _guard(release: str, release_ns: str) -> list[dict]:
 def guarded(core):
     """A scratch release's guard, and a job namespace where its operator identity may create."""
     k8s = api_client()
-    release = f"kg{uuid.uuid4().hex[:6]}"
+    release = f"kubecircus-{uuid.uuid4().hex[:6]}"  # names: <release>-operator, ...
     with namespace(core, "guardrel") as release_ns, namespace(core, "guarded") as ns:
         docs = _guard(release, release_ns)
         assert [d["kind"] for d in docs] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
         rbac = client.RbacAuthorizationV1Api(k8s)
-        operator = f"system:serviceaccount:{release_ns}:kubecircus-operator"
+        operator = f"system:serviceaccount:{release_ns}:{release}-operator"
         rbac.create_namespaced_role_binding(
             ns,
             {

@@ -39,7 +39,7 @@ def _operator_rbac(release: str, release_ns: str, watched: str) -> list[dict]:
     return [
         d
         for d in docs
-        if (d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "kubecircus-operator")
+        if (d["kind"] == "ServiceAccount" and d["metadata"]["name"] == f"{release}-operator")
         or d["metadata"]["name"] in (f"{release}-operator", f"{release}-operator-cluster")
     ]
 
@@ -60,7 +60,7 @@ def _allowed(k8s, user: str, groups: list[str], verb: str, resource: str, group:
 @pytest.fixture
 def scoped_release(core):
     k8s = api_client()
-    release = f"kc{uuid.uuid4().hex[:6]}"
+    release = f"kubecircus-{uuid.uuid4().hex[:6]}"  # names: <release>-operator, ...
     with (
         namespace(core, "rel") as release_ns,
         namespace(core, "watched") as watched,
@@ -71,7 +71,7 @@ def scoped_release(core):
         try:
             for doc in docs:
                 utils.create_from_dict(k8s, doc, namespace=doc["metadata"].get("namespace") or release_ns)
-            yield release_ns, watched, other
+            yield release, release_ns, watched, other
         finally:
             rbac = client.RbacAuthorizationV1Api(k8s)
             for name in (f"{release}-operator", f"{release}-operator-cluster"):
@@ -84,9 +84,9 @@ def scoped_release(core):
 
 
 def test_a_scoped_operator_may_work_in_its_namespaces_and_nowhere_else(scoped_release):
-    release_ns, watched, other = scoped_release
+    release, release_ns, watched, other = scoped_release
     k8s = api_client()
-    user = f"system:serviceaccount:{release_ns}:kubecircus-operator"
+    user = f"system:serviceaccount:{release_ns}:{release}-operator"
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{release_ns}"]
 
     def allowed(verb, resource, group="", ns=None):

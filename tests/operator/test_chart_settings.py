@@ -89,3 +89,30 @@ def test_security_contexts_come_from_values():
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize(
+    "weakening",
+    [
+        "operator.podSecurityContext.runAsNonRoot=false",
+        "operator.podSecurityContext.runAsUser=0",
+        "operator.securityContext.allowPrivilegeEscalation=true",
+        "operator.securityContext.readOnlyRootFilesystem=false",
+        "operator.securityContext.capabilities.add={NET_ADMIN}",
+        "minio.securityContext.privileged=true",
+    ],
+)
+def test_security_contexts_cannot_be_weakened_through_values(weakening):
+    with pytest.raises(AssertionError, match="values don't meet the specifications of the schema"):
+        _render(*STORE, "--set", weakening)
+
+
+def test_the_default_service_account_is_never_given_the_operators_rights():
+    with pytest.raises(AssertionError, match="must not be"):
+        _render(
+            *STORE,
+            "--set",
+            "operator.serviceAccount.create=false",
+            "--set",
+            "operator.serviceAccount.name=default",
+        )

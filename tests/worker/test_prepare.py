@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,8 @@ def test_an_open_door_is_a_breach_naming_it(workspace, monkeypatch, listener):
     assert report.details["rounds"] >= 2  # it waited for the door to close before giving up
 
 
-def test_a_door_that_closes_within_the_wait_passes(workspace, monkeypatch):
+def test_a_door_that_closes_late_has_the_attempt_retried_in_a_new_pod(workspace, monkeypatch):
+    """The enforcer caught up, but connections made before it may live on in conntrack."""
     monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -96,8 +98,22 @@ def test_a_door_that_closes_within_the_wait_passes(workspace, monkeypatch):
     address = f"127.0.0.1:{server.getsockname()[1]}"
     threading.Timer(0.8, server.close).start()  # the enforcer catching up
     report = prepare.run(_task(address, wait=5), workspace, NO_ENV)
-    assert report.ok, report
+    assert report.reason == "Error" and "retried in a new pod" in report.message, report
+    assert f"{address}: open: connected (at 0.0 s)" in report.message
     assert report.details["rounds"] >= 2
+
+
+def test_the_settle_time_counts_closed_rounds_in_a_row(monkeypatch):
+    """Closed, then open, then closed: the proof waits a full settle after the last open round."""
+    rounds = iter(["closed", "closed", "open: connected"] + ["closed"] * 50)
+    monkeypatch.setattr(isolation, "try_door", lambda target, timeout: next(rounds))
+    door = isolation.Target("d", "127.0.0.1", 1)
+    started = time.monotonic()
+    proof = isolation.prove([door], 0.1, 5, settle=0.5)
+    assert proof.isolated and len(proof.opened) == 1
+    assert proof.opened[0].startswith("d 127.0.0.1:1: open: connected (at 0.")
+    assert proof.rounds >= 5  # at least 0.5 s of closed rounds (0.1 s apart) after the open one
+    assert time.monotonic() - started >= 0.5
 
 
 def test_any_dns_answer_is_a_breach_even_an_error(workspace, monkeypatch):

@@ -16,7 +16,11 @@ kubecircus-operator, kubecircus-minio, ... */ -}}
 {{- if .Values.operator.serviceAccount.create -}}
 {{- default (printf "%s-operator" (include "kubecircus.fullname" .)) .Values.operator.serviceAccount.name -}}
 {{- else -}}
-{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- $name := required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- if eq $name "default" -}}
+{{- fail "operator.serviceAccount.name must not be \"default\": every pod of the namespace would hold the operator's rights" -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 {{- end -}}
 
