@@ -241,7 +241,7 @@ start_firewall() {
   running kube-router || die "kube-router exited: $(tail -n 3 "$RUN/kube-router.log")"
   # kube-router adds its node-port rules but never removes those of an earlier range
   iptables -w -S KUBE-ROUTER-INPUT | grep -- 'node ports' | grep -v -- '--dports 30900:30901' |
-    sed 's/^-A/-D/' | while read -r rule; do eval iptables -w "$rule"; done
+    sed 's/^-A/-D/' | while read -r rule; do eval iptables -w "$rule"; done || true  # none: grep fails
 }
 
 addons() {
