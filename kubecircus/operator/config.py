@@ -85,10 +85,10 @@ class OperatorConfig:
     #: The isolation proof: each attempt's timeout, and how long doors may take to close.
     probe_timeout_seconds: float = setting(0.5, "isolation.probeTimeoutSeconds")
     isolation_wait_seconds: float = setting(10.0, "isolation.waitSeconds")
-    #: The proof watches at least this long: an enforcer that drops a new pod's traffic until it
-    #: knows the pod opens whatever allow policy matches only then. (kube-router, on the local
-    #: cluster, races the other way: a new pod is unpoliced for about half a second.)
-    isolation_settle_seconds: float = setting(2.0, "isolation.settleSeconds")
+    #: Every door must stay closed this long in a row: longer than any hold on a new pod's
+    #: traffic (the local cluster's 2 s quarantine, an enforcer that drops unknown pods), after
+    #: which a matching allow policy would open doors.
+    isolation_settle_seconds: float = setting(3.0, "isolation.settleSeconds")
     #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
     extra_probes: str = setting("", '=join "," .Values.isolation.extraProbes | quote')
     #: The object store (S3 + STS): host:port, TLS, region, kubecircus's bucket.
