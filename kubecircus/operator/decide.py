@@ -180,7 +180,7 @@ def pending_resubmit(job: PluginJob) -> str | None:
 def _deleting(s: Situation) -> Plan:
     """``kubectl delete pluginjob``: stop the plug-in at once, then delete the outputs.
 
-    The run pod is killed without grace and the job's deny-all policy stays until no pod is
+    The run pod is killed (``transitions.KILL_GRACE``) and the job's deny-all policy stays until no pod is
     left; the objects under ``jobs/<ns>/<uid>/`` go before the finalizer is removed (if the
     store is gone for good: docs/operator.md, "Deleting a job when the store is gone").
     """

@@ -37,6 +37,14 @@ class Situation:
 timestamp = stamp  # the name the decision modules use
 
 
+#: Grace for killing a job's pods: one second, never zero. A pod deleted with grace 0 leaves the
+#: API at once, while the kubelet is still killing its processes, and the NetworkPolicy enforcer
+#: stops policing an address it no longer sees: a plug-in would get a moment of network. With a
+#: grace the pod stays (terminating, still policed) until the kubelet reports it dead; a
+#: plug-in that traps SIGTERM gains one second, without network.
+KILL_GRACE = 1
+
+
 def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 12] + " [...cut]"
@@ -99,7 +107,7 @@ def forget_credentials(job: PluginJob, *steps: str) -> list[Action]:
 def cleanup(children: Children, job: PluginJob) -> list[Action]:
     """Remove what the job still has: pods first, at once; the policy only once no pod is left."""
     actions: list[Action] = [
-        Delete("Pod", pod.name, grace=0) for pod in children.pods.values() if not pod.deleting
+        Delete("Pod", pod.name, grace=KILL_GRACE) for pod in children.pods.values() if not pod.deleting
     ]
     if children.workspace:
         actions.append(Delete("PersistentVolumeClaim", builders.child_name(job, "ws")))
@@ -145,7 +153,7 @@ def retry(s: Situation, phase: Phase, role: str, why: str) -> Plan:
     )
     pod = s.children.pods.get(role)
     if pod is not None and not pod.deleting:
-        plan.add(Delete("Pod", pod.name, grace=0))
+        plan.add(Delete("Pod", pod.name, grace=KILL_GRACE))
     return plan
 
 

@@ -46,11 +46,15 @@ def kubecircus(
     )
 
 
-def one_line_failure(done: subprocess.CompletedProcess[str]) -> str:
-    """The single stderr line of an expected failure (exit 1, no traceback)."""
+def one_line_failure(done: subprocess.CompletedProcess[str], after_upload: bool = False) -> str:
+    """The single stderr line of an expected failure (exit 1, no traceback). ``after_upload``:
+    the upload's progress and summary lines come first; the failure is still one last line."""
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
+    if after_upload:
+        assert lines and lines[-2].startswith("uploaded "), done.stderr
+        lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("kubecircus: "), done.stderr
     return lines[0]
 
@@ -145,7 +149,7 @@ def test_a_refused_job_is_one_line_and_its_upload_is_taken_back(core, ns, make_p
         assert time.monotonic() < deadline
         time.sleep(0.5)
     done = kubecircus("submit", sample_series, "--plugin", make_plugin("true"), "-n", ns, "--name", "over")
-    line = one_line_failure(done)
+    line = one_line_failure(done, after_upload=True)
     assert "exceeded quota" in line, line
     assert keys(store, f"{ns}/over/") == []
 

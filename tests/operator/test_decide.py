@@ -17,6 +17,7 @@ from kubecircus.operator.builders import child_name
 from kubecircus.operator.config import OperatorConfig
 from kubecircus.operator.decide import FINALIZER, reconcile
 from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.operator.transitions import KILL_GRACE
 
 from jobbuilders import (
     CONFIG,
@@ -168,7 +169,7 @@ def test_plugin_failures_fail_the_job_without_retry(run, reason, exit_code):
         ("Pod", "j-run"),
         ("PersistentVolumeClaim", child_name(job, "ws")),
     }
-    assert Delete("Pod", "j-run", grace=0) in actions
+    assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions
     ran = run.container("plugin") is not None and run.container("plugin").terminated
     assert bool([a for a in actions if isinstance(a, StoreLog)]) == ran
 
@@ -199,7 +200,7 @@ def test_infrastructure_failures_retry_up_to_the_limit(reason):
     actions = decide(job, children)
     (patch,) = statuses(actions)
     assert patch["attempt"] == 1 and patch["launched"] is None and "phase" not in patch
-    assert Delete("Pod", "j-run", grace=0) in actions
+    assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions
     last = JobBuilder("k").phase("Running", launched="Running", attempt=CONFIG.max_attempts - 1).build()
     (final,) = statuses(decide(last, children))
     assert final["phase"] == "Failed" and final["reason"] == "InfrastructureFailure"
@@ -228,7 +229,7 @@ def test_cancel_from_any_active_phase_kills_the_pod_and_keeps_the_policy_until_i
     job = JobBuilder("j").phase("Running").spec(cancel=True).build()
     actions = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
     assert phase_of(actions) == "Cancelled"
-    assert Delete("Pod", "j-run", grace=0) in actions
+    assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions
     assert "NetworkPolicy" not in {kind for kind, _ in deleted(actions)}
     cancelled = JobBuilder("j").phase("Cancelled").spec(cancel=True).build()
     assert decide(cancelled, Children(policy=True)) == [
@@ -263,7 +264,7 @@ def test_resubmit_of_a_cancelled_job_needs_cancel_false():
 def test_finished_jobs_only_clean_up():
     job = JobBuilder("j").phase("Succeeded").build()
     assert decide(job, Children(pods={"collect": pod("j-collect", "Succeeded")})) == [
-        Delete("Pod", "j-collect", grace=0)
+        Delete("Pod", "j-collect", grace=KILL_GRACE)
     ]
 
 
@@ -276,7 +277,10 @@ def _deleting(builder: JobBuilder) -> JobBuilder:
 def test_deleting_a_running_job_kills_its_pod_first_then_deletes_outputs_and_the_finalizer():
     job = _deleting(JobBuilder("j").phase("Running")).build()
     first = decide(job, Children(pods={"run": pod("j-run")}, workspace=True, policy=True))
-    assert first == [Delete("Pod", "j-run", grace=0), Delete("PersistentVolumeClaim", child_name(job, "ws"))]
+    assert first == [
+        Delete("Pod", "j-run", grace=KILL_GRACE),
+        Delete("PersistentVolumeClaim", child_name(job, "ws")),
+    ]
     gone = decide(job, Children(policy=True))
     assert gone[0] == Delete("NetworkPolicy", child_name(job, "isolation"))
     assert gone[-2:] == [DeleteObjects(f"jobs/team/{job.uid}/"), SetFinalizer(False)]

@@ -6,6 +6,7 @@ import pytest
 
 from kubecircus.operator.actions import Delete, PatchStatus
 from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.operator.transitions import KILL_GRACE
 from kubecircus.worker.report import Report, encode
 
 from jobbuilders import JobBuilder, decide, pod, statuses
@@ -61,7 +62,7 @@ def test_stage_failures_are_the_inputs_fault_or_retried(report, phase, pod_reaso
     (patch,) = statuses(actions)
     if outcome == "retry":
         assert patch["attempt"] == 1 and "phase" not in patch
-        assert Delete("Pod", "j-stage", grace=0) in actions
+        assert Delete("Pod", "j-stage", grace=KILL_GRACE) in actions
     else:
         assert (patch["phase"], patch["reason"]) == ("Failed", outcome)
         assert patch["message"] == report.message
