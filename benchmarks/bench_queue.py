@@ -48,8 +48,9 @@ def say(text: str) -> None:
 
 def requests(api: client.ApiClient) -> dict[str, float]:
     """apiserver_request_total summed by verb (the API server's own count of every request)."""
-    response = api.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
-    text = response[0].data.decode()
+    response = api.call_api("GET", api.configuration.host + "/metrics")
+    response.read()
+    text = response.data.decode()
     totals: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("apiserver_request_total{"):
