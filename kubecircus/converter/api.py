@@ -22,9 +22,9 @@ from .mhd import mhd_header
 from .pixels import (
     PixelFormat,
     ValueStats,
+    element_values,
     modality_values,
     read_stored,
-    to_element_type,
     type_for_values,
     type_from_headers,
     value_stats,
@@ -162,8 +162,8 @@ def _write_raw(
         writer.start()
         try:
             for header in plan.slices:
-                values = modality_values(read_stored(header), header.slope, header.intercept)
-                chunks.put(to_element_type(values, element_type).tobytes())
+                values = element_values(read_stored(header), header.slope, header.intercept, element_type)
+                chunks.put(values.tobytes())
         finally:
             chunks.put(None)
             writer.join()
