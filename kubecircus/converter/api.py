@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -16,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .dump import for_private, series_dump
 from .fingerprint import fingerprint
 from .geometry import Geometry, SliceRange, build_geometry, order_slices, parse_range
 from .mhd import mhd_header
@@ -31,7 +31,6 @@ from .pixels import (
 )
 from .scan import SliceHeader, scan
 from .series import check_images, select_series
-from .tags import series_dump
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,10 @@ class ConversionResult:
 
 
 def _thickness(header: SliceHeader) -> float:
-    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = header.dataset.get(keyword)
-        with contextlib.suppress(TypeError, ValueError):
-            if value is not None and float(value) > 0:
-                return float(value)
-    return 1.0
+    """The first slice's SpacingBetweenSlices or SliceThickness (read with its header)."""
+    if header.thickness_error is not None:
+        raise header.thickness_error
+    return header.thickness
 
 
 def plan_conversion(
@@ -91,7 +88,10 @@ def plan_conversion(
 ) -> ConversionPlan:
     """Scan ``source`` and decide the volume, without reading any pixel data."""
     return plan_from_headers(
-        scan(Path(source)), series_uid=series_uid, slice_range=slice_range, keep_private=keep_private
+        scan(Path(source), frozenset(keep_private)),
+        series_uid=series_uid,
+        slice_range=slice_range,
+        keep_private=keep_private,
     )
 
 
@@ -103,7 +103,8 @@ def plan_from_headers(
     keep_private: frozenset[int] | set[int] = frozenset(),
 ) -> ConversionPlan:
     """Decide the volume from headers already read (``scan.read_header`` per file), e.g. by a
-    caller that parses each file as soon as it has arrived."""
+    caller that parses each file as soon as it has arrived. Pass ``read_header`` the same
+    ``keep_private``, or the private tags are looked up again in each file's dataset."""
     parsed_range = parse_range(slice_range) if isinstance(slice_range, str) else slice_range
     chosen = select_series(headers, series_uid)
     check_images(chosen)
@@ -192,7 +193,8 @@ def write_volume(
     try:
         element_type = _element_type(plan)
         raw_sha256 = _write_raw(plan, element_type, staging / names["raw"], tee)
-        dump = series_dump([s.dataset for s in plan.slices], plan.keep_private)
+        summaries = [for_private(s.tags, s.dataset, plan.keep_private) for s in plan.slices]
+        dump = series_dump(summaries)
         (staging / names["json"]).write_text(json.dumps(dump, ensure_ascii=False, indent=1) + "\n", "utf-8")
         (staging / names["mhd"]).write_text(mhd_header(plan.geometry, element_type, names["raw"]), "ascii")
         for ext in ("raw", "json", "mhd"):  # the header last: its presence means the volume is whole
