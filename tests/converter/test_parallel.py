@@ -1,4 +1,4 @@
-"""The parallel header scan (worker processes) changes nothing but speed.
+"""The parallel paths (worker processes for headers, threads for pixels) change nothing but speed.
 
 Same bytes as the serial scan, the same refusals with the same messages, no workers for small
 series, and the worker count bounded by the CPUs, the container's quota and the setting.
@@ -201,3 +201,36 @@ def test_cpu_budget_honours_the_cgroup_quota(tmp_path, files, expected):
         (tmp_path / name).write_text(text)
     unbounded = parallel.cpu_budget(tmp_path / "absent")
     assert parallel.cpu_budget(tmp_path) == (unbounded if expected is None else min(unbounded, expected))
+
+
+def test_a_failing_tee_fails_the_volume(tmp_path):
+    write_series(SeriesSpec(slices=6), tmp_path / "in")
+    seen: list[bytes] = []
+
+    def tee(chunk: bytes) -> None:
+        seen.append(chunk)
+        if len(seen) == 2:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_volume(plan_conversion(tmp_path / "in"), tmp_path / "out", tee=tee)
+    assert not list((tmp_path / "out").glob("0.*"))
+
+
+def test_tee_gets_exactly_the_raw_bytes(tmp_path):
+    write_series(SeriesSpec(slices=7, slope=2, intercept=-5), tmp_path / "in")
+    chunks: list[bytes] = []
+    result = write_volume(plan_conversion(tmp_path / "in"), tmp_path / "out", tee=chunks.append)
+    assert all(isinstance(c, bytes) for c in chunks) and len(chunks) == 7
+    assert b"".join(chunks) == result.raw.read_bytes()
+
+
+def test_the_first_unreadable_slice_in_volume_order_is_reported(tmp_path):
+    """Slices are read ahead by several threads; the refusal is still the first bad one written."""
+    datasets = make_slices(SeriesSpec(slices=9))
+    for index in (1, 3, 6):  # instance numbers 2, 4 and 7; written from the top: 9, 8, 7, ...
+        datasets[index].PixelData = datasets[index].PixelData[:100]
+    save(datasets, tmp_path / "in")
+    with pytest.raises(ConversionError, match=r"image 7 \(IM0006.dcm\) holds 100 bytes of pixel data"):
+        convert(tmp_path / "in", tmp_path / "out")
+    assert not list((tmp_path / "out").glob("0.*"))
