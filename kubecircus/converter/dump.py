@@ -27,7 +27,7 @@ from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from .tags import _kept_vr, charset_of, decode, identities, identity, tag_key
+from .tags import _kept_vr, _value, charset_of, decode, identity, kept_elements, tag_key
 
 #: Value representations decoded from the bytes alone (plus the character set): no sequences, no
 #: ambiguous VRs (resolved from other elements), no binary data.
@@ -69,17 +69,29 @@ def _encoding(container: Dataset, tag: int) -> object:
     return tuple(encoding) if isinstance(encoding, list) else encoding
 
 
-def _decoded(ds: Dataset, tag: int, keep_private: frozenset[int]) -> object:
+def _decoded(
+    ds: Dataset, tag: int, keep_private: frozenset[int], found: tuple[Dataset, object] | None = None
+) -> object:
+    """``tags.decode(ds, tag)``, memoised. ``found``: the container and element ``kept_elements``
+    saw, which is the one decoded unless the tag is in both the meta information and the dataset."""
     meta = getattr(ds, "file_meta", None)
     container = meta if meta is not None and (tag >> 16) == 0x0002 else ds
-    raw = container.get_item(tag, keep_deferred=True) if tag in container else None
+    if found is not None and found[0] is container:
+        raw = found[1]
+    else:
+        raw = container.get_item(tag, keep_deferred=True) if tag in container else None
     key = None
     if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes) and raw.VR in _MEMO_VRS:
         key = (tag, raw.VR, raw.value, raw.is_little_endian, raw.is_implicit_VR, _encoding(container, tag))
         if key in _memo:
             return _memo[key]
     try:
-        value = decode(ds, tag, keep_private)
+        # A decoded element is what Dataset.__getitem__ would return; a raw one it decodes.
+        value = (
+            decode(ds, tag, keep_private)
+            if raw is None or isinstance(raw, RawDataElement)
+            else _value(raw, keep_private)
+        )  # type: ignore[arg-type]
     except Exception as exc:  # raised again if the dump uses this value, as before
         return DecodeFailure(exc)
     if key is not None:
@@ -103,10 +115,13 @@ def summarize(ds: Dataset, keep_private: frozenset[int]) -> TagSummary:
     """The dump's view of one freshly read file (before anything but its header fields is decoded)."""
     charset = charset_of(ds)
     try:
-        found = identities(ds, keep_private)
+        found = kept_elements(ds, keep_private)
     except Exception as exc:  # the dump of a series holding this file fails, as before
         return TagSummary(keep_private, charset, {}, failure=exc)
-    entries = {tag: _entry(tag, ident, _decoded(ds, tag, keep_private)) for tag, ident in found.items()}
+    entries = {
+        tag: _entry(tag, ident, _decoded(ds, tag, keep_private, (container, element)))
+        for tag, (ident, container, element) in found.items()
+    }
     return TagSummary(keep_private, charset, entries)
 
 

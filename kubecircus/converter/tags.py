@@ -172,14 +172,38 @@ def identity(container: Dataset, tag: int, vr: str, charset: str) -> tuple[str, 
 
 def identities(ds: Dataset, keep_private: frozenset[int]) -> dict[int, tuple[str, object, str]]:
     """Kept tags of one file → :func:`identity`; a tag in both meta and dataset: the dataset's."""
+    return {tag: ident for tag, (ident, _, _) in kept_elements(ds, keep_private).items()}
+
+
+def kept_elements(
+    ds: Dataset, keep_private: frozenset[int]
+) -> dict[int, tuple[tuple[str, object, str], Dataset, object]]:
+    """Kept tags of one file → (:func:`identity`, the container, the element as it now stands).
+
+    The rules of :func:`_kept_vr` and :func:`identity`, walking ``Dataset.items()`` (the stored
+    elements, raw or decoded, as ``get_item(keep_deferred=True)`` returns them) instead of
+    looking every tag up: pydicom's lookups by int call Python-level ``Tag()`` and
+    ``BaseTag.__eq__`` and cost more than the rest of the work.
+    """
     charset = charset_of(ds)
-    found: dict[int, tuple[str, object, str]] = {}
+    found: dict[int, tuple[tuple[str, object, str], Dataset, object]] = {}
     for container in containers(ds):
-        for key in container.keys():  # noqa: SIM118 - as above
+        for key, stored in list(container.items()):
             tag = int(key)
-            vr = _kept_vr(container, tag, keep_private)
-            if vr is not None:
-                found[tag] = identity(container, tag, vr, charset)
+            element = stored
+            if tag == 0x7FE00010 or (tag >> 16) == 0xFFFE:
+                continue
+            if (tag >> 16) % 2 == 1 and tag not in keep_private:
+                continue
+            vr = element.VR
+            if not vr:  # implicit VR: the dictionary VR, which decoding the element gives
+                vr = container[key].VR
+                element = container.get_item(key, keep_deferred=True)
+            vr = str(vr)
+            if vr in BINARY_VRS or is_identifying(tag, vr):
+                continue
+            value = element.value if isinstance(element.value, bytes) else repr(element.value)
+            found[tag] = ((vr, value, charset), container, element)
     return found
 
 

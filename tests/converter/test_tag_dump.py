@@ -11,9 +11,18 @@ import pytest
 
 from kubecircus.converter import convert, plan_from_headers, read_header, write_volume
 from kubecircus.converter.dump import for_private
-from kubecircus.converter.tags import IDENTIFYING_TAGS, PATIENT_GROUP_KEPT, tag_key
+from kubecircus.converter.tags import (
+    IDENTIFYING_TAGS,
+    PATIENT_GROUP_KEPT,
+    _kept_vr,
+    charset_of,
+    containers,
+    identities,
+    identity,
+    tag_key,
+)
 
-from dicomfactory import IDENTIFYING_VALUES, SeriesSpec, fill_identifying, make_slices, save
+from dicomfactory import IDENTIFYING_VALUES, SeriesSpec, bundled, fill_identifying, make_slices, save
 
 
 def _convert_with(tmp_path, datasets, *args, **kwargs):
@@ -163,3 +172,21 @@ def test_the_first_slice_spacing_read_keeps_its_tag_unique(tmp_path):
     save(datasets, tmp_path / "spacing")
     dump = json.loads(convert(tmp_path / "spacing", tmp_path / "b").json.read_text())
     assert "0018,0088" not in dump["common"] and dump["common"]["0018,0050"] == "2.5"
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"]
+)
+def test_walking_the_elements_applies_the_per_tag_rules(name):
+    """``kept_elements`` walks ``Dataset.items()`` for speed; it must keep, and identify, exactly
+    what looking each tag up with ``_kept_vr`` and ``identity`` does (implicit VR included)."""
+    by_rules = pydicom.dcmread(bundled(name), defer_size=4096)
+    walked = pydicom.dcmread(bundled(name), defer_size=4096)
+    charset = charset_of(by_rules)
+    expected = {}
+    for container in containers(by_rules):
+        for key in list(container.keys()):
+            vr = _kept_vr(container, int(key), frozenset({0x00431028}))
+            if vr is not None:
+                expected[int(key)] = identity(container, int(key), vr, charset)
+    assert expected and identities(walked, frozenset({0x00431028})) == expected
