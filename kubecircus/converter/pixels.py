@@ -177,9 +177,18 @@ def element_values(stored: np.ndarray, slope: float, intercept: float, element_t
     ):
         bits = dtype.itemsize * 8
         unsigned = np.dtype(f"u{dtype.itemsize}")
-        wrapped = stored.astype(unsigned)  # two's complement residue modulo 2**bits
-        wrapped *= unsigned.type(int(slope) % 2**bits)
-        wrapped += unsigned.type(int(intercept) % 2**bits)
+        slope_, intercept_ = (unsigned.type(int(v) % 2**bits) for v in (slope, intercept))
+        if stored.dtype.itemsize == dtype.itemsize and stored.dtype.isnative:
+            # Same width: reinterpreting the bits is the modular cast, and one pass (the usual
+            # CT case, slope 1) makes the result without touching ``stored``.
+            residue = stored.view(unsigned)
+            wrapped = residue + intercept_ if slope_ == 1 else residue * slope_
+            if slope_ != 1:
+                wrapped += intercept_
+        else:
+            wrapped = stored.astype(unsigned)  # two's complement residue modulo 2**bits
+            wrapped *= slope_
+            wrapped += intercept_
         return wrapped.view(dtype.newbyteorder("=")).astype(dtype, copy=False)
     return to_element_type(modality_values(stored, slope, intercept), element_type)
 
