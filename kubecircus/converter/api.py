@@ -157,7 +157,8 @@ def write_volume(
         dump_text, dump_error = None, None
         try:
             summaries = [for_private(s.tags, s.dataset, plan.keep_private) for s in plan.slices]
-            dump_text = json.dumps(series_dump(summaries), ensure_ascii=False, indent=1) + "\n"
+            datasets = [s.dataset for s in plan.slices]
+            dump_text = json.dumps(series_dump(summaries, datasets), ensure_ascii=False, indent=1) + "\n"
         except Exception as exc:  # raised below, after the stream's own error
             dump_error = exc
         except BaseException:

@@ -49,8 +49,16 @@ class DecodeFailure:
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """A value left to decode when the dump needs it, from the dataset kept in this process."""
+
+
+LAZY = Lazy()
+
+
+@dataclass(frozen=True)
 class TagSummary:
-    """One file's kept tags: tag → (identity, decoded value or :class:`DecodeFailure`)."""
+    """One file's kept tags: tag → (identity, decoded value, :class:`DecodeFailure` or :data:`LAZY`)."""
 
     keep_private: frozenset[int]
     charset: str
@@ -103,7 +111,7 @@ def _decoded(
 
 def _entry(tag: int, ident: object, value: object) -> tuple[object, object]:
     entry = (ident, value)
-    if isinstance(value, str):
+    if isinstance(value, str | Lazy):
         key = (tag, ident, value)
         if len(_shared) > _MEMO_LIMIT:
             _shared.clear()
@@ -111,13 +119,22 @@ def _entry(tag: int, ident: object, value: object) -> tuple[object, object]:
     return entry
 
 
-def summarize(ds: Dataset, keep_private: frozenset[int]) -> TagSummary:
-    """The dump's view of one freshly read file (before anything but its header fields is decoded)."""
+def summarize(ds: Dataset, keep_private: frozenset[int], decode_now: bool = True) -> TagSummary:
+    """The dump's view of one freshly read file (before anything but its header fields is decoded).
+
+    ``decode_now``: decode every kept value now (the dataset will not travel with the summary);
+    otherwise values are decoded from the dataset only when the dump uses them (as the common
+    tags of the first slice and each slice's unique tags), which is cheaper where it stays.
+    """
     charset = charset_of(ds)
     try:
         found = kept_elements(ds, keep_private)
     except Exception as exc:  # the dump of a series holding this file fails, as before
         return TagSummary(keep_private, charset, {}, failure=exc)
+    if not decode_now:
+        return TagSummary(
+            keep_private, charset, {tag: _entry(tag, ident, LAZY) for tag, (ident, _, _) in found.items()}
+        )
     entries = {
         tag: _entry(tag, ident, _decoded(ds, tag, keep_private, (container, element)))
         for tag, (ident, container, element) in found.items()
@@ -156,17 +173,22 @@ def for_private(summary: TagSummary, ds: Dataset | None, keep_private: frozenset
     return TagSummary(keep_private, summary.charset, entries, as_first)
 
 
-def _pick(entry: tuple[object, object]) -> object:
+def _pick(entry: tuple[object, object], tag: int, ds: Dataset | None, keep_private: frozenset[int]) -> object:
     value = entry[1]
     if isinstance(value, DecodeFailure):
         raise value.error
+    if isinstance(value, Lazy):
+        if ds is None:
+            raise ValueError("a summary left values to decode but its dataset is gone")
+        return decode(ds, tag, keep_private)
     return value
 
 
-def series_dump(summaries: list[TagSummary]) -> dict[str, object]:
+def series_dump(summaries: list[TagSummary], datasets: list[Dataset | None]) -> dict[str, object]:
     """``{"common": {...}, "unique": [...]}``: tags equal in every slice once, the rest per slice.
 
     ``summaries`` are in the order of the raw data; the first is used with its ``as_first``.
+    ``datasets``: each summary's dataset, or None where it was parsed in another process.
     """
     for summary in summaries:
         if summary.failure is not None:
@@ -178,8 +200,10 @@ def series_dump(summaries: list[TagSummary]) -> dict[str, object]:
     common_tags = {
         t for t, (ident, _) in first.items() if all(t in o and o[t][0] == ident for o in tables[1:])
     }
-    common = {tag_key(t): _pick(first[t]) for t in sorted(common_tags)}
+    head = (datasets[0], summaries[0].keep_private)
+    common = {tag_key(t): _pick(first[t], t, *head) for t in sorted(common_tags)}
     unique = [
-        {tag_key(t): _pick(table[t]) for t in sorted(table) if t not in common_tags} for table in tables
+        {tag_key(t): _pick(table[t], t, ds, s.keep_private) for t in sorted(table) if t not in common_tags}
+        for table, ds, s in zip(tables, datasets, summaries, strict=True)
     ]
     return {"common": common, "unique": unique}

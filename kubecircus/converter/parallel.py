@@ -106,12 +106,19 @@ def plan_workers(files: int) -> int:
 
 
 def map_chunks(
-    fn: Callable[[T, R], list[object]], chunks: Sequence[T], workers: int, arg: R
+    fn: Callable[[T, R], list[object]],
+    chunks: Sequence[T],
+    workers: int,
+    arg: R,
+    local: Callable[[T, R], list[object]] | None = None,
 ) -> Iterator[list[object]]:
     """``fn(chunk, arg)`` for every chunk, yielded in order; ``workers - 1`` forked processes help.
 
     ``fn`` must be a module-level function (it is sent by name) and its results picklable.
+    ``local`` (default ``fn``): what this process runs instead, for the chunks it reads itself;
+    it must give the same results and raise the same errors, only without pickling in mind.
     """
+    here = local or fn
     context = multiprocessing.get_context("fork")
     done: dict[int, list[object] | BaseException] = {}
     pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=context)
@@ -122,7 +129,7 @@ def map_chunks(
             if not futures[index].cancel():
                 break
             try:
-                done[index] = fn(chunks[index], arg)
+                done[index] = here(chunks[index], arg)
             except Exception as exc:  # raised below, in order
                 done[index] = exc
                 break
@@ -133,7 +140,7 @@ def map_chunks(
                     outcome = future.result()
                 except Exception as exc:  # read it again here: the serial error, raised here
                     log.debug("worker failed on chunk %d (%s); reading it here", index, exc)
-                    outcome = fn(chunks[index], arg)
+                    outcome = here(chunks[index], arg)
             if isinstance(outcome, BaseException):
                 raise outcome
             yield outcome

@@ -37,7 +37,7 @@ _DEFER_SIZE = 4096
 _THICKNESS_TAGS = ((0x00180088, "SpacingBetweenSlices"), (0x00180050, "SliceThickness"))
 #: Files a worker parses per task: small enough to share the work out evenly, large enough that a
 #: task's entries shared between files are pickled once.
-_CHUNK_FILES = (8, 64)
+_CHUNK_FILES = (8, 32)
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,16 @@ def slice_thickness(ds: Dataset) -> tuple[float, list[int]]:
     return 1.0, decoded
 
 
-def read_header(path: Path, keep_private: frozenset[int] = frozenset()) -> SliceHeader | None:
+def read_header(
+    path: Path, keep_private: frozenset[int] = frozenset(), *, decode_now: bool = False
+) -> SliceHeader | None:
     """The header of one file, or None for files that are not DICOM images.
 
     Not-DICOM files, DICOMDIRs and non-image objects (SR, RT plans, ...) are skipped; a file that
     says it is DICOM but cannot be parsed is damaged input and refused. ``keep_private``: the
     private tags the tag dump will keep (it must be the plan's; see ``dump.for_private``).
+    ``decode_now``: decode the dump's values now, for a header that will travel without its
+    dataset (``dump.summarize``).
     """
     if not _looks_like_dicom(path):
         log.debug("skipping %s: not a DICOM Part 10 file", path)
@@ -210,7 +214,7 @@ def read_header(path: Path, keep_private: frozenset[int] = frozenset()) -> Slice
             "check the file with a DICOM viewer and re-export it",
         ) from exc
     # The dump's identities are taken now, before the thickness is read (see dump.py).
-    tags = summarize(ds, keep_private)
+    tags = summarize(ds, keep_private, decode_now)
     thickness_error = None
     try:
         thickness, decoded = slice_thickness(ds)
@@ -228,9 +232,13 @@ def read_header(path: Path, keep_private: frozenset[int] = frozenset()) -> Slice
 
 def _read_chunk(paths: list[Path], keep_private: frozenset[int]) -> list[SliceHeader | None]:
     """Worker task: the headers of ``paths``, without the datasets (only the summaries travel)."""
-    return [
-        None if h is None else replace(h, dataset=None) for h in (read_header(p, keep_private) for p in paths)
-    ]
+    headers = (read_header(p, keep_private, decode_now=True) for p in paths)
+    return [None if h is None else replace(h, dataset=None) for h in headers]
+
+
+def _read_chunk_here(paths: list[Path], keep_private: frozenset[int]) -> list[SliceHeader | None]:
+    """The calling process's share: headers keep their datasets, values are decoded when used."""
+    return [read_header(p, keep_private) for p in paths]
 
 
 def _read_all(files: list[Path], keep_private: frozenset[int]) -> list[SliceHeader | None]:
@@ -238,11 +246,11 @@ def _read_all(files: list[Path], keep_private: frozenset[int]) -> list[SliceHead
     workers = plan_workers(len(files))
     if workers <= 1:
         return [read_header(p, keep_private) for p in files]
-    size = max(_CHUNK_FILES[0], min(_CHUNK_FILES[1], -(-len(files) // (workers * 8))))
+    size = max(_CHUNK_FILES[0], min(_CHUNK_FILES[1], -(-len(files) // (workers * 16))))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
     log.debug("reading %d headers in %d chunks, %d processes", len(files), len(chunks), workers)
     results: list[SliceHeader | None] = []
-    for part in map_chunks(_read_chunk, chunks, workers, keep_private):
+    for part in map_chunks(_read_chunk, chunks, workers, keep_private, local=_read_chunk_here):
         results.extend(part)
     return results
 

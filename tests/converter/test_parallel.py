@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from kubecircus.converter import ConversionError, convert, parallel, plan_conversion, scan, write_volume
+from kubecircus.converter import (
+    ConversionError,
+    convert,
+    parallel,
+    plan_conversion,
+    plan_from_headers,
+    scan,
+    write_volume,
+)
 
 from dicomfactory import SeriesSpec, fill_identifying, make_slices, save, write_series
 
@@ -234,3 +242,20 @@ def test_the_first_unreadable_slice_in_volume_order_is_reported(tmp_path):
     with pytest.raises(ConversionError, match=r"image 7 \(IM0006.dcm\) holds 100 bytes of pixel data"):
         convert(tmp_path / "in", tmp_path / "out")
     assert not list((tmp_path / "out").glob("0.*"))
+
+
+@pytest.mark.parametrize("keep_private", [frozenset(), frozenset({0x00191010})])
+def test_headers_parsed_here_and_in_workers_mix_in_one_dump(tmp_path, keep_private):
+    """Headers read here decode their values lazily, from the dataset they keep; a worker's come
+    decoded. A volume made of both has the bytes of one made of either."""
+    _rich_series(tmp_path / "in")
+    paths = sorted((tmp_path / "in").glob("*.dcm"))
+    here = [h for h in (scan.read_header(p, keep_private) for p in paths)]
+    travelled = scan._read_chunk(paths, keep_private)
+    mixed = [a if i % 3 else b for i, (a, b) in enumerate(zip(here, travelled, strict=True))]
+    assert {h.dataset is None for h in mixed} == {True, False}
+    outputs = []
+    for n, headers in enumerate([here, travelled, mixed]):
+        write_volume(plan_from_headers(headers, keep_private=keep_private), tmp_path / str(n))
+        outputs.append(_outputs(tmp_path / str(n)))
+    assert outputs[0] == outputs[1] == outputs[2]
