@@ -75,9 +75,10 @@ def _tree(pid: int) -> list[int]:
     while todo:
         current = todo.pop()
         found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):  # the process ended meanwhile
-                todo.extend(int(child) for child in task.read_text().split())
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            for task in Path(f"/proc/{current}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(child) for child in (task / "children").read_text().split())
     return found
 
 
