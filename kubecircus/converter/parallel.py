@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# multiprocessing and concurrent.futures.process are imported where a pool is started: a small
+# series, converted serially, should not pay for them.
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,8 @@ def configured_workers() -> int:
 
 def can_fork() -> bool:
     """Forking is safe only while this process runs no other thread."""
+    import multiprocessing
+
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
@@ -118,6 +124,9 @@ def map_chunks(
     ``local`` (default ``fn``): what this process runs instead, for the chunks it reads itself;
     it must give the same results and raise the same errors, only without pickling in mind.
     """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     here = local or fn
     context = multiprocessing.get_context("fork")
     done: dict[int, list[object] | BaseException] = {}

@@ -159,11 +159,10 @@ def test_a_chunk_a_worker_failed_on_is_read_again_here(monkeypatch):
 
 
 def test_small_series_start_no_workers(tmp_path, monkeypatch):
-    class NoPool:
-        def __init__(self, *args, **kwargs):
-            raise AssertionError("a process pool was started for a small series")
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for a small series")
 
-    monkeypatch.setattr(parallel, "ProcessPoolExecutor", NoPool)
+    monkeypatch.setattr(scan, "map_chunks", no_pool)
     monkeypatch.setenv(parallel.WORKERS_ENV, "4")
     write_series(SeriesSpec(slices=10), tmp_path / "in")
     convert(tmp_path / "in", tmp_path / "out")
