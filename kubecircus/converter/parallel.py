@@ -13,7 +13,8 @@ cores one worker is forked, and the parent's own results need no pickling.
 
 Errors: a chunk whose worker raised (or died, or whose results could not be pickled) is read
 again in the calling process, in order, so the error raised is exactly the one the serial scan
-raises, for the same file, with the same message and class.
+raises, for the same file, with the same message and class. If no worker can be started at all
+(fork refused), every chunk is read here.
 
 Settings: ``KUBECIRCUS_CONVERTER_WORKERS`` = number of processes (this one included) reading
 headers; ``1`` forces the serial scan. Default: the CPUs this process may use, bounded by the
@@ -132,7 +133,13 @@ def map_chunks(
     done: dict[int, list[object] | BaseException] = {}
     pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=context)
     try:
-        futures: list[Future[list[object]]] = [pool.submit(fn, chunk, arg) for chunk in chunks]
+        try:
+            futures: list[Future[list[object]]] = [pool.submit(fn, chunk, arg) for chunk in chunks]
+        except OSError as exc:  # fork refused (process or memory limits): read everything here
+            log.warning("cannot start header workers (%s); reading the headers in one process", exc)
+            for chunk in chunks:
+                yield here(chunk, arg)
+            return
         helped = range(len(chunks)) if PARENT_HELPS else range(0)
         for index in reversed(helped):  # from the back, while no worker has got there
             if not futures[index].cancel():

@@ -258,3 +258,19 @@ def test_headers_parsed_here_and_in_workers_mix_in_one_dump(tmp_path, keep_priva
         write_volume(plan_from_headers(headers, keep_private=keep_private), tmp_path / str(n))
         outputs.append(_outputs(tmp_path / str(n)))
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_refused_fork_reads_serially(tmp_path, monkeypatch, forced, caplog):
+    import concurrent.futures
+
+    class Refusing(concurrent.futures.ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Refusing)
+    _rich_series(tmp_path / "in")
+    convert(tmp_path / "in", tmp_path / "parallel")
+    assert "cannot start header workers" in caplog.text
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    convert(tmp_path / "in", tmp_path / "serial")
+    assert _outputs(tmp_path / "parallel") == _outputs(tmp_path / "serial")
