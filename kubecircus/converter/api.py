@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import queue
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
+from .dump import for_private, series_dump
 from .fingerprint import fingerprint
 from .geometry import Geometry, SliceRange, build_geometry, order_slices, parse_range
 from .mhd import mhd_header
+from .parallel import cpu_budget
 from .pixels import (
     PixelFormat,
     ValueStats,
     modality_values,
     read_stored,
-    to_element_type,
     type_for_values,
     type_from_headers,
     value_stats,
 )
+from .raw import RawStream
 from .scan import SliceHeader, scan
 from .series import check_images, select_series
-from .tags import series_dump
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +71,10 @@ class ConversionResult:
 
 
 def _thickness(header: SliceHeader) -> float:
-    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = header.dataset.get(keyword)
-        with contextlib.suppress(TypeError, ValueError):
-            if value is not None and float(value) > 0:
-                return float(value)
-    return 1.0
+    """The first slice's SpacingBetweenSlices or SliceThickness (read with its header)."""
+    if header.thickness_error is not None:
+        raise header.thickness_error
+    return header.thickness
 
 
 def plan_conversion(
@@ -91,7 +86,10 @@ def plan_conversion(
 ) -> ConversionPlan:
     """Scan ``source`` and decide the volume, without reading any pixel data."""
     return plan_from_headers(
-        scan(Path(source)), series_uid=series_uid, slice_range=slice_range, keep_private=keep_private
+        scan(Path(source), frozenset(keep_private)),
+        series_uid=series_uid,
+        slice_range=slice_range,
+        keep_private=keep_private,
     )
 
 
@@ -103,7 +101,8 @@ def plan_from_headers(
     keep_private: frozenset[int] | set[int] = frozenset(),
 ) -> ConversionPlan:
     """Decide the volume from headers already read (``scan.read_header`` per file), e.g. by a
-    caller that parses each file as soon as it has arrived."""
+    caller that parses each file as soon as it has arrived. Pass ``read_header`` the same
+    ``keep_private``, or the private tags are looked up again in each file's dataset."""
     parsed_range = parse_range(slice_range) if isinstance(slice_range, str) else slice_range
     chosen = select_series(headers, series_uid)
     check_images(chosen)
@@ -132,46 +131,6 @@ def _element_type(plan: ConversionPlan) -> str:
     return type_for_values(stats)
 
 
-def _write_raw(
-    plan: ConversionPlan, element_type: str, path: Path, tee: Callable[[bytes], None] | None = None
-) -> str:
-    """Stream the slices into ``path``; returns the sha256 of what was written.
-
-    Hashing and writing run in a second thread (both release the GIL), overlapping the decoding
-    of the next slice. Only a few slices are ever in memory. ``tee`` also gets every chunk, in
-    order, from that thread (e.g. an upload running while the volume is written).
-    """
-    digest = hashlib.sha256()
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-    failure: list[BaseException] = []
-
-    def sink(out: BinaryIO) -> None:
-        try:
-            while (chunk := chunks.get()) is not None:
-                digest.update(chunk)
-                out.write(chunk)
-                if tee is not None:
-                    tee(chunk)
-        except BaseException as exc:  # handed to the main thread
-            failure.append(exc)
-            while chunks.get() is not None:  # drain so the producer never blocks
-                pass
-
-    with path.open("wb") as out:
-        writer = threading.Thread(target=sink, args=(out,), name="raw-writer", daemon=True)
-        writer.start()
-        try:
-            for header in plan.slices:
-                values = modality_values(read_stored(header), header.slope, header.intercept)
-                chunks.put(to_element_type(values, element_type).tobytes())
-        finally:
-            chunks.put(None)
-            writer.join()
-    if failure:
-        raise failure[0]
-    return digest.hexdigest()
-
-
 def write_volume(
     plan: ConversionPlan,
     outdir: str | os.PathLike[str],
@@ -191,9 +150,26 @@ def write_volume(
     moved: list[Path] = []
     try:
         element_type = _element_type(plan)
-        raw_sha256 = _write_raw(plan, element_type, staging / names["raw"], tee)
-        dump = series_dump([s.dataset for s in plan.slices], plan.keep_private)
-        (staging / names["json"]).write_text(json.dumps(dump, ensure_ascii=False, indent=1) + "\n", "utf-8")
+        # The raw stream runs in background threads; the tag dump is made here meanwhile. Its
+        # error, if any, is raised after the stream's, as when the dump came after the raw file.
+        stream = RawStream(plan.slices, element_type, staging / names["raw"], tee, min(2, cpu_budget()))
+        stream.start()
+        dump_text, dump_error = None, None
+        try:
+            summaries = [for_private(s.tags, s.dataset, plan.keep_private) for s in plan.slices]
+            datasets = [s.dataset for s in plan.slices]
+            dump_text = json.dumps(series_dump(summaries, datasets), ensure_ascii=False, indent=1) + "\n"
+        except Exception as exc:  # raised below, after the stream's own error
+            dump_error = exc
+        except BaseException:
+            stream.abort()
+            with contextlib.suppress(Exception):  # the interruption is what is reported
+                stream.finish()
+            raise
+        raw_sha256 = stream.finish()
+        if dump_error is not None:
+            raise dump_error
+        (staging / names["json"]).write_text(dump_text, "utf-8")  # type: ignore[arg-type]
         (staging / names["mhd"]).write_text(mhd_header(plan.geometry, element_type, names["raw"]), "ascii")
         for ext in ("raw", "json", "mhd"):  # the header last: its presence means the volume is whole
             os.replace(staging / names[ext], target / names[ext])

@@ -152,6 +152,47 @@ def value_stats(values: np.ndarray) -> ValueStats:
     return ValueStats(low if finite else -math.inf, high if finite else math.inf, integral)
 
 
+#: Integers numpy takes as int64 scalars without raising OverflowError.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def element_values(stored: np.ndarray, slope: float, intercept: float, element_type: str) -> np.ndarray:
+    """``to_element_type(modality_values(stored, slope, intercept), element_type)``, the same bytes.
+
+    For an integer rescale into an integer element type the general route widens every value to
+    int64 and narrows it again, about 0.4 ms of a 512x512 slice's 0.5 ms. The bytes it writes
+    are the exact value modulo 2**bits of the element type (int64 arithmetic wraps modulo 2**64
+    and narrowing keeps the low bits), and unsigned arithmetic in the element type's own width
+    computes exactly that residue, so it is used directly. Float rescales, float output and
+    rescales numpy would refuse as int64 take the general route.
+    """
+    dtype = ELEMENT_DTYPES[element_type]
+    if (
+        dtype.kind in "iu"
+        and stored.dtype.kind in "iu"
+        and not (slope == 1 and intercept == 0)
+        and float(slope).is_integer()
+        and float(intercept).is_integer()
+        and all(_INT64[0] <= int(v) <= _INT64[1] for v in (slope, intercept))
+    ):
+        bits = dtype.itemsize * 8
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        slope_, intercept_ = (unsigned.type(int(v) % 2**bits) for v in (slope, intercept))
+        if stored.dtype.itemsize == dtype.itemsize and stored.dtype.isnative:
+            # Same width: reinterpreting the bits is the modular cast, and one pass (the usual
+            # CT case, slope 1) makes the result without touching ``stored``.
+            residue = stored.view(unsigned)
+            wrapped = residue + intercept_ if slope_ == 1 else residue * slope_
+            if slope_ != 1:
+                wrapped += intercept_
+        else:
+            wrapped = stored.astype(unsigned)  # two's complement residue modulo 2**bits
+            wrapped *= slope_
+            wrapped += intercept_
+        return wrapped.view(dtype.newbyteorder("=")).astype(dtype, copy=False)
+    return to_element_type(modality_values(stored, slope, intercept), element_type)
+
+
 def to_element_type(values: np.ndarray, element_type: str) -> np.ndarray:
     """The slice in the volume's element type (exact by construction of the type choice)."""
     dtype = ELEMENT_DTYPES[element_type]

@@ -147,51 +147,68 @@ def element_dict(ds: Dataset, keep_private: frozenset[int] = frozenset()) -> dic
     return out
 
 
-def _containers(ds: Dataset) -> list[Dataset]:
+def containers(ds: Dataset) -> list[Dataset]:
+    """The file meta information (group 0002) and the dataset, in the order the dump reads them."""
     meta = getattr(ds, "file_meta", None)
     return [meta, ds] if meta is not None else [ds]
 
 
-def _identities(ds: Dataset, keep_private: frozenset[int]) -> dict[int, object]:
-    """Kept tags of one file → something equal exactly when the decoded values are equal.
+def charset_of(ds: Dataset) -> str:
+    """The SpecificCharacterSet as it stands, part of every identity (see :func:`identity`)."""
+    return str(ds.get_item(0x00080005, keep_deferred=True).value) if 0x00080005 in ds else ""
+
+
+def identity(container: Dataset, tag: int, vr: str, charset: str) -> tuple[str, object, str]:
+    """Something equal exactly when two files' decoded values are equal.
 
     Undecoded bytes (plus the character set they are decoded with) stand in for the value, so
-    that telling common from unique tags costs a bytes comparison, not a decode.
+    that telling common from unique tags costs a bytes comparison, not a decode. An element
+    already decoded (the header fields the converter reads) stands in by its value's repr.
     """
-    charset = str(ds.get_item(0x00080005, keep_deferred=True).value) if 0x00080005 in ds else ""
-    found: dict[int, object] = {}
-    for container in _containers(ds):
-        for key in container.keys():  # noqa: SIM118 - as above
+    raw = container.get_item(tag, keep_deferred=True)
+    value = raw.value if isinstance(raw.value, bytes) else repr(raw.value)
+    return (vr, value, charset)
+
+
+def identities(ds: Dataset, keep_private: frozenset[int]) -> dict[int, tuple[str, object, str]]:
+    """Kept tags of one file → :func:`identity`; a tag in both meta and dataset: the dataset's."""
+    return {tag: ident for tag, (ident, _, _) in kept_elements(ds, keep_private).items()}
+
+
+def kept_elements(
+    ds: Dataset, keep_private: frozenset[int]
+) -> dict[int, tuple[tuple[str, object, str], Dataset, object]]:
+    """Kept tags of one file → (:func:`identity`, the container, the element as it now stands).
+
+    The rules of :func:`_kept_vr` and :func:`identity`, walking ``Dataset.items()`` (the stored
+    elements, raw or decoded, as ``get_item(keep_deferred=True)`` returns them) instead of
+    looking every tag up: pydicom's lookups by int call Python-level ``Tag()`` and
+    ``BaseTag.__eq__`` and cost more than the rest of the work.
+    """
+    charset = charset_of(ds)
+    found: dict[int, tuple[tuple[str, object, str], Dataset, object]] = {}
+    for container in containers(ds):
+        for key, stored in list(container.items()):
             tag = int(key)
-            vr = _kept_vr(container, tag, keep_private)
-            if vr is None:
+            element = stored
+            if tag == 0x7FE00010 or (tag >> 16) == 0xFFFE:
                 continue
-            raw = container.get_item(tag, keep_deferred=True)
-            value = raw.value if isinstance(raw.value, bytes) else repr(raw.value)
-            found[tag] = (vr, value, charset)
+            if (tag >> 16) % 2 == 1 and tag not in keep_private:
+                continue
+            vr = element.VR
+            if not vr:  # implicit VR: the dictionary VR, which decoding the element gives
+                vr = container[key].VR
+                element = container.get_item(key, keep_deferred=True)
+            vr = str(vr)
+            if vr in BINARY_VRS or is_identifying(tag, vr):
+                continue
+            value = element.value if isinstance(element.value, bytes) else repr(element.value)
+            found[tag] = ((vr, value, charset), container, element)
     return found
 
 
-def series_dump(datasets: list[Dataset], keep_private: frozenset[int] = frozenset()) -> dict[str, object]:
-    """``{"common": {...}, "unique": [...]}``: tags equal in every slice once, the rest per slice.
-
-    Only the common tags of the first slice and each slice's own unique tags are decoded.
-    """
-    identities = [_identities(ds, keep_private) for ds in datasets]
-    first = identities[0] if identities else {}
-    common_tags = {t for t, ident in first.items() if all(other.get(t) == ident for other in identities[1:])}
-
-    def decoded(ds: Dataset, tags: list[int]) -> dict[str, object]:
-        meta = getattr(ds, "file_meta", None)
-        out = {}
-        for tag in sorted(tags):
-            container = meta if meta is not None and (tag >> 16) == 0x0002 else ds
-            out[tag_key(tag)] = _value(container[tag], keep_private)
-        return out
-
-    common = decoded(datasets[0], list(common_tags)) if datasets else {}
-    unique = [
-        decoded(ds, [t for t in ident if t not in common_tags])
-        for ds, ident in zip(datasets, identities, strict=True)
-    ]
-    return {"common": common, "unique": unique}
+def decode(ds: Dataset, tag: int, keep_private: frozenset[int]) -> object:
+    """The dump's value of ``tag``: group 0002 from the file meta information, if the file has it."""
+    meta = getattr(ds, "file_meta", None)
+    container = meta if meta is not None and (tag >> 16) == 0x0002 else ds
+    return _value(container[tag], keep_private)

@@ -14,6 +14,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from kubecircus.converter import convert
+from kubecircus.converter.pixels import element_values, modality_values, to_element_type
 
 from dicomfactory import SeriesSpec, bundled, make_slices, save, write_series
 
@@ -175,3 +176,37 @@ def test_a_malformed_jpeg_stream_is_refused_not_guessed(tmp_path):
     with pytest.raises(ConversionError, match=r"cannot decode the pixel data of image 5 .*JPEG Extended"):
         convert(bundled("JPEG-lossy.dcm"), tmp_path / "out")
     assert not (tmp_path / "out" / "0.mhd").exists()
+
+
+RESCALES = [(1, 0), (1, -1024), (2, -1024), (-1, 0), (3, 70000), (1.0, -1024.0), (65537, -3)]
+RESCALES += [(2**40, 5), (2**63 - 1, -(2**63)), (2**63, 0), (1, 2**62), (0.5, 0), (1, 0.5)]
+
+
+@pytest.mark.parametrize("stored", ["u1", "i1", "<u2", "<i2", "<u4", "<i4"])
+def test_fast_element_values_are_the_general_route_bytes(stored):
+    """Wrapping arithmetic in the element type's width is exact, overflow included."""
+    info = np.iinfo(np.dtype(stored))
+    values = np.random.default_rng(3).integers(info.min, info.max, size=4000, endpoint=True)
+    values[:4] = [info.min, info.max, 0, 1]
+    values = values.astype(stored)
+    for element_type in [
+        "MET_UCHAR",
+        "MET_CHAR",
+        "MET_USHORT",
+        "MET_SHORT",
+        "MET_UINT",
+        "MET_INT",
+        "MET_FLOAT",
+    ]:
+        for slope, intercept in RESCALES:
+            with np.errstate(all="ignore"):
+                try:
+                    expected = to_element_type(
+                        modality_values(values, slope, intercept), element_type
+                    ).tobytes()
+                except OverflowError:
+                    with pytest.raises(OverflowError):
+                        element_values(values, slope, intercept, element_type)
+                    continue
+                got = element_values(values, slope, intercept, element_type).tobytes()
+            assert got == expected, (stored, element_type, slope, intercept)

@@ -7,11 +7,22 @@ import re
 
 import numpy as np
 import pydicom
+import pytest
 
-from kubecircus.converter import convert
-from kubecircus.converter.tags import IDENTIFYING_TAGS, PATIENT_GROUP_KEPT, tag_key
+from kubecircus.converter import convert, plan_from_headers, read_header, write_volume
+from kubecircus.converter.dump import for_private
+from kubecircus.converter.tags import (
+    IDENTIFYING_TAGS,
+    PATIENT_GROUP_KEPT,
+    _kept_vr,
+    charset_of,
+    containers,
+    identities,
+    identity,
+    tag_key,
+)
 
-from dicomfactory import IDENTIFYING_VALUES, SeriesSpec, fill_identifying, make_slices, save
+from dicomfactory import IDENTIFYING_VALUES, SeriesSpec, bundled, fill_identifying, make_slices, save
 
 
 def _convert_with(tmp_path, datasets, *args, **kwargs):
@@ -123,3 +134,59 @@ def test_character_sets_are_decoded(tmp_path):
     result = _convert_with(tmp_path, datasets)
     assert json.loads(result.json.read_text("utf-8"))["common"]["0008,103e"] == "Thorax nativ Übersicht"
     assert pydicom.dcmread(next((tmp_path / "in").iterdir())).SeriesDescription == "Thorax nativ Übersicht"
+
+
+def _private_series(folder, slices=4):
+    datasets = make_slices(SeriesSpec(slices=slices))
+    for ds in datasets:
+        fill_identifying(ds)
+        block = ds.private_block(0x0019, "ACME 1.0", create=True)
+        block.add_new(0x10, "LO", "kernel B30f")
+        block.add_new(0x11, "LO", "other")
+    save(datasets, folder)
+
+
+def test_headers_read_without_keep_private_still_dump_kept_tags(tmp_path):
+    """``read_header`` summarises the tags for the dump; a plan keeping more private tags than
+    the headers were read for looks the extra ones up in the datasets, with the same result."""
+    _private_series(tmp_path / "in")
+    kept = {0x00191010}
+    headers = [h for p in sorted((tmp_path / "in").iterdir()) if (h := read_header(p)) is not None]
+    late = write_volume(plan_from_headers(headers, keep_private=kept), tmp_path / "late")
+    direct = convert(tmp_path / "in", tmp_path / "direct", keep_private=kept)
+    assert late.json.read_bytes() == direct.json.read_bytes()
+    assert json.loads(late.json.read_text())["common"]["0019,1010"] == "kernel B30f"
+    with pytest.raises(ValueError, match="read them again"):
+        for_private(headers[0].tags, None, frozenset(kept))
+
+
+def test_the_first_slice_spacing_read_keeps_its_tag_unique(tmp_path):
+    """The z spacing is read from the first slice before the dump compares identities, which
+    has always made SliceThickness (or SpacingBetweenSlices) a per-slice tag; kept as it was."""
+    save(make_slices(SeriesSpec(slices=3)), tmp_path / "thickness")
+    dump = json.loads(convert(tmp_path / "thickness", tmp_path / "a").json.read_text())
+    assert "0018,0050" not in dump["common"] and all(u["0018,0050"] == "2.5" for u in dump["unique"])
+    datasets = make_slices(SeriesSpec(slices=3))
+    for ds in datasets:
+        ds.SpacingBetweenSlices = 2.5
+    save(datasets, tmp_path / "spacing")
+    dump = json.loads(convert(tmp_path / "spacing", tmp_path / "b").json.read_text())
+    assert "0018,0088" not in dump["common"] and dump["common"]["0018,0050"] == "2.5"
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"]
+)
+def test_walking_the_elements_applies_the_per_tag_rules(name):
+    """``kept_elements`` walks ``Dataset.items()`` for speed; it must keep, and identify, exactly
+    what looking each tag up with ``_kept_vr`` and ``identity`` does (implicit VR included)."""
+    by_rules = pydicom.dcmread(bundled(name), defer_size=4096)
+    walked = pydicom.dcmread(bundled(name), defer_size=4096)
+    charset = charset_of(by_rules)
+    expected = {}
+    for container in containers(by_rules):
+        for key in list(container.keys()):
+            vr = _kept_vr(container, int(key), frozenset({0x00431028}))
+            if vr is not None:
+                expected[int(key)] = identity(container, int(key), vr, charset)
+    assert expected and identities(walked, frozenset({0x00431028})) == expected
