@@ -101,3 +101,26 @@ def api_error(call, *args, **kwargs) -> ApiException:
     except ApiException as exc:
         return exc
     raise AssertionError(f"{call.__name__} was accepted")
+
+
+def deny_all(k8s: client.ApiClient, ns: str, name: str = "deny-all", **spec: object) -> None:
+    """A NetworkPolicy for pods labelled isolated=yes: deny-all, unless ``spec`` adds rules."""
+    client.NetworkingV1Api(k8s).create_namespaced_network_policy(
+        ns,
+        client.V1NetworkPolicy(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1NetworkPolicySpec(
+                pod_selector=client.V1LabelSelector(match_labels={"isolated": "yes"}),
+                policy_types=["Ingress", "Egress"],
+                **spec,
+            ),
+        ),
+    )
+
+
+def tcp_peer(core: client.CoreV1Api, ns: str) -> str:
+    """A pod ("peer", role=peer) answering TCP on port 9090; returns its address."""
+    peer = toolbox_pod("peer", "while true; do echo hi | nc -l -p 9090; done", labels={"role": "peer"})
+    peer.spec.restart_policy = "Always"
+    core.create_namespaced_pod(ns, peer)
+    return wait_for_pod(core, ns, "peer", {"Running"}).status.pod_ip

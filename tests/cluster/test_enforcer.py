@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from kubetest import namespace, run_to_completion, toolbox_pod, wait_for_pod
+from kubetest import deny_all, namespace, run_to_completion, tcp_peer, toolbox_pod, wait_for_pod
 
 #: Documentation addresses (RFC 5737); the first that the machine's routes and neighbours do
 #: not mention stands for the outside world.
@@ -55,31 +55,10 @@ def _timeline(out: str) -> list[tuple[float, str]]:
     return [(float(t), r) for t, r in (line.split() for line in out.splitlines() if line.strip())]
 
 
-def _deny_all(k8s: client.ApiClient, ns: str, **spec: object) -> None:
-    client.NetworkingV1Api(k8s).create_namespaced_network_policy(
-        ns,
-        client.V1NetworkPolicy(
-            metadata=client.V1ObjectMeta(name="policy"),
-            spec=client.V1NetworkPolicySpec(
-                pod_selector=client.V1LabelSelector(match_labels={"isolated": "yes"}),
-                policy_types=["Ingress", "Egress"],
-                **spec,
-            ),
-        ),
-    )
-
-
-def _peer(core: client.CoreV1Api, ns: str) -> str:
-    peer = toolbox_pod("peer", "while true; do echo hi | nc -l -p 9090; done", labels={"role": "peer"})
-    peer.spec.restart_policy = "Always"
-    core.create_namespaced_pod(ns, peer)
-    return wait_for_pod(core, ns, "peer", {"Running"}).status.pod_ip
-
-
 def test_a_new_pod_under_deny_all_reaches_nothing_from_its_first_instant(core, k8s):
     with namespace(core, "window") as ns:
-        _deny_all(k8s, ns)
-        peer_ip = _peer(core, ns)
+        deny_all(k8s, ns)
+        peer_ip = tcp_peer(core, ns)
         for name, isolated in (("newcomer", "yes"), ("twin", "no")):
             core.create_namespaced_pod(
                 ns, toolbox_pod(name, _timeline_script(peer_ip, 40), labels={"isolated": isolated})
@@ -187,8 +166,8 @@ def test_a_pod_allowed_everything_still_cannot_leave_the_machine(core, k8s, outs
     address = outside_world
     assert _connects_from_host(address), "the host itself cannot reach the stand-in outside world"
     with namespace(core, "guard") as ns:
-        _deny_all(k8s, ns, egress=[client.V1NetworkPolicyEgressRule()])  # egress: [{}] allows all
-        peer_ip = _peer(core, ns)
+        deny_all(k8s, ns, egress=[client.V1NetworkPolicyEgressRule()])  # egress: [{}] allows all
+        peer_ip = tcp_peer(core, ns)
         script = "sleep 3; " + "; ".join(
             f"if nc -w 3 {host} {port} -e /bin/true </dev/null; then echo {name}=ok; "
             f"else echo {name}=blocked; fi"

@@ -18,8 +18,10 @@ from kubetest import (
     DNS_SERVICE_IP,
     NODE_IP,
     api_error,
+    deny_all,
     namespace,
     run_to_completion,
+    tcp_peer,
     toolbox_pod,
     wait_for_pod,
 )
@@ -52,21 +54,8 @@ def _results(log: str) -> dict[str, str]:
 def policed_namespace(core, k8s):
     """A namespace with a peer pod serving TCP and a deny-all policy for pods labelled isolated=yes."""
     with namespace(core, "np") as ns:
-        client.NetworkingV1Api(k8s).create_namespaced_network_policy(
-            ns,
-            client.V1NetworkPolicy(
-                metadata=client.V1ObjectMeta(name="deny-all"),
-                spec=client.V1NetworkPolicySpec(
-                    pod_selector=client.V1LabelSelector(match_labels={"isolated": "yes"}),
-                    policy_types=["Ingress", "Egress"],
-                ),
-            ),
-        )
-        peer = toolbox_pod("peer", "while true; do echo hi | nc -l -p 9090; done", labels={"role": "peer"})
-        peer.spec.restart_policy = "Always"
-        core.create_namespaced_pod(ns, peer)
-        peer_ip = wait_for_pod(core, ns, "peer", {"Running"}).status.pod_ip
-        yield ns, peer_ip
+        deny_all(k8s, ns)
+        yield ns, tcp_peer(core, ns)
 
 
 def test_deny_all_blocks_api_server_object_store_dns_and_pods_while_an_unpoliced_twin_connects(
