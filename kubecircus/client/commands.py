@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.filesize import decimal
 
 from . import jobs
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, ClientError, translate
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, ClientError, printable, translate
 from .store import Store, StoreOptions, open_store
 from .transfer import (
     WORKERS,
@@ -43,6 +43,8 @@ PLUGIN_CONTAINER = "plugin"  # the plug-in's container in the run pod (operator/
 def run(args: argparse.Namespace, out: TextIO | None = None, console: Console | None = None) -> int:
     """Run one client command; library errors become one-line ClientErrors."""
     out = out or sys.stdout
+    if args.command != "logs" or out.isatty():  # a log piped to a file stays byte for byte
+        out = PrintableText(out)
     # markup off: job messages, keys and logs may hold [brackets] rich would take for tags
     console = console or Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     if args.verbose < 2:  # urllib3 warns on every retried connection: our one line says it all
@@ -59,6 +61,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None, console: Console | 
         if error is None:
             raise
         raise error from None
+
+
+class PrintableText:
+    """A text stream that shows control characters instead of sending them (``printable``)."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        return self.raw.write(printable(text))
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
 
 
 def _kube(args: argparse.Namespace, context: SimpleNamespace) -> Any:
@@ -154,7 +172,7 @@ def _ended(name: str, status: dict[str, Any], out: TextIO, console: Console) -> 
         return 0
     if status.get("logTail"):
         console.print("the end of the plug-in's output (status.logTail):", style="bold")
-        console.out(status["logTail"].rstrip("\n"), highlight=False)
+        console.out(printable(status["logTail"].rstrip("\n")), highlight=False)
     reason = f" ({status['reason']})" if status.get("reason") else ""
     message = f": {status['message']}" if status.get("message") else ""
     raise ClientError(f"{name} ended {phase}{reason}{message}", EXIT_FAILED)

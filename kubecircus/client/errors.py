@@ -31,8 +31,25 @@ class NotFound(ClientError):
     """The object asked for does not exist."""
 
 
+def printable(text: object, keep: str = "\n\t") -> str:
+    """``text`` with every control character (C0, C1, DEL; ESC above all) and bidirectional
+    override shown as an escape (``\\x1b``): job messages, logs and object keys quote text a
+    plug-in or tenant wrote, which must not drive the user's terminal (clear the screen, set the
+    clipboard through OSC 52, retitle the window, reorder what is shown)."""
+    out = []
+    for char in str(text):
+        code = ord(char)
+        if char in keep:
+            out.append(char)
+        elif code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return printable(" ".join(str(text).split()), keep="")
 
 
 def api_message(exc: object) -> str:

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .errors import ClientError, NotFound
+from .errors import ClientError, NotFound, printable
 from .jobs import FINISHED
 from .kubeapi import Kube
 
@@ -49,7 +49,7 @@ def phase_line(elapsed: float, status: dict[str, Any]) -> str:
     phase = status.get("phase") or "Submitted"
     reason = f" ({status['reason']})" if status.get("reason") and phase in FINISHED else ""
     message = status.get("message") or ""
-    return f"{elapsed:6.1f} s  {phase}{reason}  {message}".rstrip()
+    return printable(f"{elapsed:6.1f} s  {phase}{reason}  {message}".rstrip(), keep="")
 
 
 def follow(

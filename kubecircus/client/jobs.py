@@ -65,6 +65,10 @@ def prefix_problem(namespace: str, bucket: str, prefix: str) -> str | None:
     return layout.input_refusal(namespace, bucket, prefix, (bucket,))
 
 
+#: The chart's default bucket for kubecircus's own objects (outputs, the conversion cache).
+SYSTEM_BUCKET = "kubecircus"
+
+
 def job_body(
     name: str,
     namespace: str,
@@ -76,6 +80,8 @@ def job_body(
     priority: int | None = None,
 ) -> dict[str, Any]:
     """The PluginJob ``submit`` creates: one input, the uploaded folder."""
+    if bucket == SYSTEM_BUCKET:  # jobs/... and cache/... live there: never an input
+        raise ValueError(f"{bucket} is kubecircus's own bucket, not an input bucket: use --bucket dicom")
     problem = prefix_problem(namespace, bucket, prefix)
     if problem:
         raise ValueError(problem)

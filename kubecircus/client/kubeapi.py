@@ -3,8 +3,11 @@ and the plug-in pod's log. Every call has a timeout; failures become one line (`
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import socket
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,23 @@ class Kube:
 
     def failure(self, exc: ApiException, doing: str = "") -> ClientError:
         return from_api(exc, doing, self.server)
+
+    def is_local(self) -> bool:
+        """Whether the API server is on this machine (a loopback address or one of its own):
+        then the cluster's Service addresses are routed here too (the local cluster)."""
+        host = urllib.parse.urlsplit(self.server).hostname or ""
+        try:
+            address = ipaddress.ip_address(socket.gethostbyname(host))
+        except (OSError, ValueError):
+            return False
+        if address.is_loopback:
+            return True
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind((str(address), 0))  # binds only to an address this machine holds
+            return True
+        except OSError:
+            return False
 
     def separate_client(self) -> client.ApiClient:
         """Another ApiClient on the same configuration (the port-forward's websockets replace

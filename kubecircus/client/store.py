@@ -270,11 +270,24 @@ def open_store(kube: Kube, options: StoreOptions, timeout: float = 30.0, pool: i
     if endpoint:
         address, secure = parse_endpoint(endpoint)
         config = StoreConfig(endpoint=address, secure=secure)
-        keys = credentials or _admin_credentials(kube, options)
-        return Store(connect(config, keys, timeout=timeout, pool=pool), address)
+        if credentials is None:  # never sign with the admin keys for a host the user typed
+            raise ClientError(
+                "--store needs --store-credentials DIR or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )
+        return Store(connect(config, credentials, timeout=timeout, pool=pool), address)
     keys = credentials or _admin_credentials(kube, options)
+    if credentials is None:
+        log.warning(
+            "using the object store's admin keys from Secret %s/%s (a local cluster's admin); others "
+            "give --store-credentials",
+            options.system_namespace,
+            ADMIN_SECRET,
+        )
     cluster_ip, service_port, pod_port, selector = _service_target(kube, options)
-    direct = cluster_ip and cluster_ip != "None" and not options.port_forward
+    # The Service address directly only where it is this machine's own cluster: elsewhere a
+    # 10.96.x.y may be routed to the local network, and plain HTTP would hand whoever answers
+    # the series (and signed requests). Through the API server (TLS) otherwise.
+    direct = cluster_ip and cluster_ip != "None" and not options.port_forward and kube.is_local()
     if direct and store_answers(cluster_ip, service_port):
         address = f"{cluster_ip}:{service_port}"
         log.info("object store at its Service address %s", address)

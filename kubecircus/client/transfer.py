@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
@@ -27,7 +28,7 @@ from rich.progress import (
 
 from kubecircus.objectstore.client import download, unavailable
 
-from .errors import ClientError
+from .errors import ClientError, printable
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def folder_files(folder: Path) -> list[Path]:
     files = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and not p.is_symlink()  # a link in a received archive could point at ~/.aws/credentials
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
     if not files:
         raise ClientError(f"{folder} holds no files: nothing to submit")
@@ -88,6 +91,10 @@ def download_target(directory: Path, prefix: str, key: str) -> Path:
     parts = relative.split("/")
     if any(part in {"", ".", ".."} for part in parts) or PurePosixPath(relative).is_absolute():
         raise refusal
+    if any(part.startswith(".") for part in parts) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
+        # .git/config, .envrc, .vscode/...: a plug-in's hidden files could run commands on this
+        # machine once a tool looks into the folder
+        raise ClientError(f"refusing to download '{printable(key)}': hidden or control-character names")
     if len(parts[0]) >= 2 and parts[0][1] == ":":  # a drive (C:...) where paths are Windows ones
         raise refusal
     target = directory.joinpath(*parts)
@@ -173,8 +180,17 @@ def download_all(
 ) -> dict[str, tuple[Path, str]]:
     """Every object under ``prefix`` into ``directory``, keeping the key's path below the prefix;
     returns {key below the prefix: (file, sha256)}."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ClientError(f"{directory} is not a new or empty folder: outputs are downloaded into one")
     objects = [(key, size) for key, size in list_objects(store, bucket, prefix) if not key.endswith("/")]
     targets = [download_target(directory, prefix, key) for key, _ in objects]  # all checked first
+    folded: dict[str, str] = {}
+    for key, _ in objects:  # on macOS or Windows, README and readme are one file
+        same = folded.setdefault(unicodedata.normalize("NFC", key).casefold(), key)
+        if same != key:
+            raise ClientError(
+                f"refusing to download: '{printable(same)}' and '{printable(key)}' are one file here"
+            )
     digests: dict[str, tuple[Path, str]] = {}
 
     def get(key: str, target: Path) -> Callable[[], object]:
@@ -196,12 +212,24 @@ def manifest_mismatches(
     """What differs between the downloaded files and the job's manifest (and the manifest and
     the sha256 the job's status recorded for it): names of files missing or not as listed."""
     problems = []
-    if expected and manifest_sha256 != expected:
+    if not expected:
+        problems.append("manifest.json (the job recorded no sha256 for it)")
+    elif manifest_sha256 != expected:
         problems.append("manifest.json (not the one the job recorded)")
-    for item in manifest.get("outputs") or []:
+    items = manifest.get("outputs") if isinstance(manifest, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return [*problems, "manifest.json (no list of outputs)"]
+    listed = set()
+    for item in items:
         name = f"out/{item.get('name')}"
+        listed.add(name)
         if name not in digests:
             problems.append(f"{name} (missing)")
-        elif item.get("sha256") and digests[name] != item["sha256"]:
+        elif not item.get("sha256") or digests[name] != item["sha256"]:
             problems.append(f"{name} (sha256 differs)")
-    return problems
+    problems += [
+        f"{name} (not in the manifest)"
+        for name in sorted(digests)
+        if name.startswith("out/") and name not in listed
+    ]
+    return [printable(p, keep="") for p in problems]

@@ -137,3 +137,11 @@ def test_details_show_what_is_known():
 def test_results_are_printed_as_json():
     assert jobs.results_json({"outputs": {"results": {"n": 1}}}) == '{\n  "n": 1\n}'
     assert jobs.results_json({"outputs": {}}) is None
+
+
+def test_kubecircus_s_own_bucket_is_never_an_upload_target():
+    """With admin keys an upload there could plant another namespace's cached volumes."""
+    from kubecircus.client.jobs import job_body
+
+    with pytest.raises(ValueError, match="own bucket"):
+        job_body("j", "team-a", "p", "kubecircus", "team-a/j/")

@@ -19,7 +19,43 @@ def test_nested_keys_land_below_the_folder(tmp_path):
         == tmp_path / "out" / "viz" / "slice.png"
     )
     assert download_target(tmp_path, PREFIX, PREFIX + "manifest.json") == tmp_path / "manifest.json"
-    assert download_target(tmp_path, PREFIX, PREFIX + "out/..hidden") == tmp_path / "out" / "..hidden"
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "out/.git/config",
+        "out/.envrc",
+        ".git/HEAD",
+        "out/viz/.vscode/tasks.json",
+        "out/..hidden",
+        "out/a\x1b]52;c;x",
+    ],
+)
+def test_hidden_and_control_character_names_are_never_downloaded(tmp_path, rest):
+    """A plug-in's out/.git/config with core.fsmonitor would run a command at the next git status."""
+    with pytest.raises(ClientError, match="hidden or control-character names") as refused:
+        download_target(tmp_path, PREFIX, PREFIX + rest)
+    assert "\x1b" not in refused.value.message  # the refusal itself is printable
+
+
+def test_downloads_go_only_into_a_new_or_empty_folder(tmp_path):
+    from kubecircus.client.transfer import download_all
+
+    (tmp_path / "mine.txt").write_text("the user's own file")
+    with pytest.raises(ClientError, match="not a new or empty folder"):
+        download_all(None, "b", PREFIX, tmp_path, None)  # refused before the store is asked
+
+
+def test_terminal_control_sequences_are_shown_never_sent():
+    from kubecircus.client.errors import one_line, printable
+
+    hostile = "done\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07 \x1b[2J\u202eexe.txt\x9b"
+    shown = printable(hostile)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in shown)
+    assert "\u202e" not in shown and "\\x1b]52;c;" in shown
+    assert printable("line one\nline\ttwo") == "line one\nline\ttwo"
+    assert one_line("a\nb\x1bc") == "a b\\x1bc"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +146,15 @@ def test_downloads_are_checked_against_the_manifest():
     manifest = {"outputs": [{"name": "results.json", "sha256": "aa"}, {"name": "viz/a.png", "sha256": "bb"}]}
     digests = {"out/results.json": "aa", "out/viz/a.png": "bb", "manifest.json": "mm", "plugin-log.txt": "ll"}
     assert manifest_mismatches(manifest, digests, "mm", "mm") == []
-    assert manifest_mismatches(manifest, digests, "mm", None) == []
+    assert manifest_mismatches(manifest, digests, "mm", None) == [
+        "manifest.json (the job recorded no sha256 for it)"
+    ]
+    assert manifest_mismatches(manifest, {**digests, "out/planted.sh": "pp"}, "mm", "mm") == [
+        "out/planted.sh (not in the manifest)"
+    ]
+    assert manifest_mismatches(["not", "a", "dict"], digests, "mm", "mm") == [
+        "manifest.json (no list of outputs)"
+    ]
     assert manifest_mismatches(manifest, {**digests, "out/viz/a.png": "xx"}, "mm", "mm") == [
         "out/viz/a.png (sha256 differs)"
     ]
@@ -118,3 +162,13 @@ def test_downloads_are_checked_against_the_manifest():
         "manifest.json (not the one the job recorded)",
         "out/viz/a.png (missing)",
     ]
+
+
+def test_the_commands_stdout_shows_control_characters_instead_of_sending_them():
+    import io
+
+    from kubecircus.client.commands import PrintableText
+
+    raw = io.StringIO()
+    PrintableText(raw).write("job j1 \x1b[2J Failed\n")
+    assert raw.getvalue() == "job j1 \\x1b[2J Failed\n"
