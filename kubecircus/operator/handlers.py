@@ -50,10 +50,21 @@ def _reconcile(namespace: str, name: str) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "pluginjobs")
-def job_changed(name: str, namespace: str, type: str | None, **_: Any) -> None:
-    if type == "DELETED":
+def job_changed(name: str, namespace: str, type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type == "DELETED" or parked(dict(body)):
         return
     _reconcile(namespace, name)
+
+
+def parked(body: dict[str, Any]) -> bool:
+    """A job that waits in the queue and stays so: the event itself says all there is, and the
+    scheduler round (which reads every job in one listing) admits or refuses it. Reconciling it
+    here would cost a read of the job, its Plugin and three listings per event: a thousand
+    submitted jobs would mean thousands of requests for nothing."""
+    from .api import PluginJob
+    from .engine import Engine
+
+    return bool(body.get("status")) and Engine._waiting(PluginJob.from_body(body))
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_UID: kopf.PRESENT, ROLE: kopf.PRESENT})
