@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobbuilders import JobBuilder
 from kubecircus.operator.handlers import parked
+
+from jobbuilders import JobBuilder
 
 
 def _body(builder: JobBuilder) -> dict:
