@@ -66,3 +66,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.cluster)
         if {"minio", "outage_store"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.store)
+    # The converter forks header readers only while its process runs no other thread (forking
+    # beside a thread can deadlock the child); tests that leave a thread behind (API clients,
+    # listeners) would turn its parallel path off. So its tests run first, in a thread-free process.
+    items.sort(key=lambda item: 0 if item.path.name == "test_parallel.py" else 1)

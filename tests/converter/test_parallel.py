@@ -27,6 +27,10 @@ from dicomfactory import SeriesSpec, fill_identifying, make_slices, save, write_
 @pytest.fixture
 def forced(monkeypatch):
     """Every scan of two or more files goes to worker processes, one file per task."""
+    assert threading.active_count() == 1, (
+        f"{threading.enumerate()}: the converter forks only from a process without other threads; "
+        "tests/conftest.py runs this module first"
+    )
     monkeypatch.setattr(parallel, "MIN_PARALLEL_FILES", 2)
     monkeypatch.setattr(parallel, "PARENT_HELPS", False)
     monkeypatch.setattr(scan, "_CHUNK_FILES", (1, 64))
