@@ -17,7 +17,7 @@ pytestmark = pytest.mark.tools
 
 
 def _values_default(key: str):
-    node = yaml.safe_load((CHART / "values.yaml").read_text())
+    node = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     for part in key.split("."):
         assert isinstance(node, dict) and part in node, f"values.yaml has no {key}"
         node = node[part]

@@ -42,12 +42,12 @@ def test_kinds_own_types_accept_the_config():
 )
 def test_the_checker_refuses_a_broken_config(tmp_path, old, new):
     broken = tmp_path / "kind-config.yaml"
-    broken.write_text(CONFIG.read_text().replace(old, new, 1))
+    broken.write_text(CONFIG.read_text(encoding="utf-8").replace(old, new, 1))
     assert kindcheck(broken).returncode == 1
 
 
 def test_the_store_is_mapped_to_the_laptops_loopback_at_the_charts_node_port():
-    config = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     (mapping,) = config["nodes"][0]["extraPortMappings"]
     assert mapping["listenAddress"] == "127.0.0.1"  # never the LAN
     docs = _render("-f", str(CHART / "values-local.yaml"))
@@ -58,7 +58,7 @@ def test_the_store_is_mapped_to_the_laptops_loopback_at_the_charts_node_port():
 
 
 def test_the_pod_and_service_ranges_are_the_built_in_clusters():
-    config = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     lib = (ROOT / "hack" / "cluster" / "lib.sh").read_text()
     assert config["networking"]["podSubnet"] == re.search(r"^POD_CIDR=(\S+)", lib, re.M).group(1)
     assert config["networking"]["serviceSubnet"] == re.search(r"^SERVICE_CIDR=(\S+)", lib, re.M).group(1)

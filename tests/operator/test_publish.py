@@ -26,8 +26,8 @@ def _tags() -> set[str]:
 
 def test_publish_tags_the_images_under_the_names_the_chart_pulls():
     assert shutil.which("buildah"), "buildah is missing: `make cluster-deps` installs it"
-    chart = yaml.safe_load((ROOT / "helm/kubecircus/Chart.yaml").read_text())
-    values = yaml.safe_load((ROOT / "helm/kubecircus/values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "helm/kubecircus/Chart.yaml").read_text(encoding="utf-8"))
+    values = yaml.safe_load((ROOT / "helm/kubecircus/values.yaml").read_text(encoding="utf-8"))
     version = chart["appVersion"]
     wanted = {f"{REGISTRY}/{name}:{version}" for name in ("operator", "worker", "lesion-candidates")}
     done = subprocess.run(
