@@ -28,21 +28,25 @@ kubectl_() { "$KUBE" kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 # Run a component in the background, detached from this shell, with its pid and log in $RUN.
 start_daemon() {
   local name=$1; shift
-  if [[ -f $RUN/$name.pid ]] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
-    return 0
-  fi
+  running "$name" && return 0
   setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
   log "started $name (pid $!, log $RUN/$name.log)"
 }
 
-running() { [[ -f $RUN/$1.pid ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# Alive, and still the component: a pid file that outlived a reboot may name a pid reused since
+# by another process, which must be neither taken for the component nor killed as it.
+running() {
+  local pid
+  [[ -f $RUN/$1.pid ]] && pid=$(cat "$RUN/$1.pid") && kill -0 "$pid" 2>/dev/null &&
+    grep -qaF -- "$1" "/proc/$pid/cmdline"
+}
 
 stop_daemon() {  # SIGTERM, ten seconds' grace, then SIGKILL
   local name=$1 pid
   [[ -f $RUN/$name.pid ]] || return 0
   pid=$(cat "$RUN/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$name"; then
     kill "$pid" 2>/dev/null
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null
