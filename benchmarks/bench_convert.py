@@ -61,7 +61,11 @@ def make_series(folder: Path, slices: int) -> int:
 def timed(command: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one run, from GNU time."""
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True, check=False
+        ["/usr/bin/time", "-f", "%e %M", *command],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {done.stderr[-2000:]}")
@@ -84,7 +88,7 @@ def _tree(pid: int) -> list[int]:
 
 def _pss_kib(pid: int) -> int:
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8").splitlines():
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     except (OSError, ValueError):

@@ -72,10 +72,10 @@ def delta(before: dict, after: dict, resource: str | None = None) -> tuple[float
 def operator_rss_mib() -> float:
     """Resident memory of the operator process (it runs on this machine's node)."""
     pids = subprocess.run(
-        ["pgrep", "-f", "kubecircus operator"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", "kubecircus operator"], capture_output=True, text=True, encoding="utf-8", check=False
     ).stdout.split()
     for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise SystemExit("no operator process found on this machine")

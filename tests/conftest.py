@@ -16,7 +16,12 @@ def run_kubecircus(*args: object) -> subprocess.CompletedProcess[str]:
     """Run the installed ``kubecircus`` entry point, as a user would."""
     assert KUBECIRCUS.exists(), f"the kubecircus entry point is not installed next to {sys.executable}"
     return subprocess.run(
-        [str(KUBECIRCUS), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+        [str(KUBECIRCUS), *map(str, args)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+        check=False,
     )
 
 

@@ -69,7 +69,11 @@ class Kube:
         existing = [str(p) for p in paths if p.is_file()]
         if not existing and not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=self.configuration)
-            current = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.exists() else "default"
+            current = (
+                IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip()
+                if IN_CLUSTER_NAMESPACE.exists()
+                else "default"
+            )
         elif not existing:
             where = " or ".join(str(p) for p in paths)
             raise ClientError(f"no kubeconfig: {where} does not exist (set KUBECONFIG or --kubeconfig)")

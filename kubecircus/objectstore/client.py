@@ -64,7 +64,7 @@ class StoreConfig:
         ca_file = env.get("KUBECIRCUS_STORE_CA_FILE", "")
         if not ca_file and env.get("KUBECIRCUS_STORE_CA_PEM"):  # workers get the PEM text itself
             ca_file = os.path.join(env.get("TMPDIR", "/tmp"), "kubecircus-store-ca.pem")
-            Path(ca_file).write_text(env["KUBECIRCUS_STORE_CA_PEM"])
+            Path(ca_file).write_text(env["KUBECIRCUS_STORE_CA_PEM"], encoding="utf-8")
         return cls(
             endpoint=endpoint,
             bucket=env.get("KUBECIRCUS_STORE_BUCKET", "kubecircus"),

@@ -173,4 +173,4 @@ def _seen(opened: dict[str, float]) -> tuple[str, ...]:
 
 
 def resolv_conf(path: str = "/etc/resolv.conf") -> str:
-    return Path(path).read_text() if os.path.exists(path) else ""
+    return Path(path).read_text(encoding="utf-8") if os.path.exists(path) else ""

@@ -99,7 +99,9 @@ def test_a_missing_kubeconfig_is_one_line(tmp_path, capsys, monkeypatch):
 def test_the_parser_loads_no_client_library():
     """cli.py builds every parser, also for ``kubecircus worker`` in the worker image."""
     code = "import sys, kubecircus.cli\nprint(' '.join(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True, cwd=ROOT
+    )
     loaded = {name.split(".")[0] for name in done.stdout.split()}
     assert not loaded & {"rich", "kubernetes", "minio", "pydantic", "urllib3"}, loaded
 
@@ -108,7 +110,9 @@ def test_the_client_needs_only_its_extra():
     """The commands run with kubecircus[client]: no operator, converter or worker libraries."""
     modules = ["kubecircus.client.commands", "kubecircus.client.follow", "kubecircus.operator.builders"]
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print(' '.join(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True, cwd=ROOT
+    )
     loaded = {name.split(".")[0] for name in done.stdout.split()}
     assert not loaded & {"kopf", "prometheus_client", "pydicom", "numpy", "jsonschema"}, loaded
     assert {"rich", "kubernetes", "minio", "pydantic"} <= loaded

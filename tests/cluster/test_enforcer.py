@@ -89,7 +89,7 @@ def _ip(*args: str, pid: int | None = None) -> None:
 
 def _mentioned_by_the_machine(address: str) -> bool:
     shown = "".join(
-        subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+        subprocess.run(["ip", *args], capture_output=True, text=True, encoding="utf-8", check=True).stdout
         for args in (["route", "show", "table", "all"], ["addr"], ["neigh"])
     )
     return address in shown.split() or f"{address}/" in shown
@@ -124,14 +124,14 @@ def outside_world() -> Iterator[str]:
         _ip("link", "add", host_end, "type", "veth", "peer", "name", inner_end, "netns", str(server.pid))
         _ip("link", "set", host_end, "up")
         _ip("route", "add", f"{address}/32", "dev", host_end)
-        with open(f"/proc/sys/net/ipv4/conf/{host_end}/proxy_arp", "w") as knob:
+        with open(f"/proc/sys/net/ipv4/conf/{host_end}/proxy_arp", "w", encoding="utf-8") as knob:
             knob.write("1")  # answers the namespace's ARP for pod and node addresses
         _ip("link", "set", "lo", "up", pid=server.pid)
         _ip("addr", "add", f"{address}/32", "dev", inner_end, pid=server.pid)
         _ip("link", "set", inner_end, "up", pid=server.pid)
         _ip("route", "add", "default", "dev", inner_end, pid=server.pid)
         route = subprocess.run(
-            ["ip", "route", "get", address], capture_output=True, text=True, check=True
+            ["ip", "route", "get", address], capture_output=True, text=True, encoding="utf-8", check=True
         ).stdout
         assert f"dev {host_end}" in route, f"{address} is not routed into the test namespace: {route}"
         yield address
@@ -181,6 +181,10 @@ def test_a_pod_allowed_everything_still_cannot_leave_the_machine(core, k8s, outs
     results = dict(line.split("=", 1) for line in out.split() if "=" in line)
     assert results == {"peer": "ok", "out": "blocked", "unassigned": "blocked"}, out
     route = subprocess.run(
-        ["ip", "route", "get", UNASSIGNED_POD_IP], capture_output=True, text=True, check=False
+        ["ip", "route", "get", UNASSIGNED_POD_IP],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
     assert route.returncode != 0 or "blackhole" in route.stdout + route.stderr, route  # goes nowhere

@@ -28,7 +28,9 @@ def _guard(release: str, release_ns: str) -> list[dict]:
     assert helm.exists(), f"{helm} is missing: `make cluster-up` builds it"
     args = ["template", release, str(CHART), "-n", release_ns, "--kube-version", "1.34.0"]
     args += ["--set", "objectStore.endpoint=store.example:9000", "-s", "templates/operator-guard.yaml"]
-    text = subprocess.run([str(helm), *args], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [str(helm), *args], capture_output=True, text=True, encoding="utf-8", check=True
+    ).stdout
     return [d for d in yaml.safe_load_all(text) if d]
 
 

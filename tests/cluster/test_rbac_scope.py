@@ -32,6 +32,7 @@ def _operator_rbac(release: str, release_ns: str, watched: str) -> list[dict]:
         [str(helm), *args],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=True,
     ).stdout
     docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in KEEP]

@@ -29,7 +29,12 @@ def test_plain_operator_is_still_the_standard_library():
     # repository root (the current directory) is first on sys.path.
     code = "import operator; print(operator.__file__); operator.eq"
     done = subprocess.run(
-        [sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-S", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
     )
     assert not done.stdout.strip().startswith(str(ROOT))
     done = subprocess.run(
@@ -37,6 +42,7 @@ def test_plain_operator_is_still_the_standard_library():
         cwd=ROOT,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=True,
     )
     assert done.stdout.strip() == "kubecircus.operator"

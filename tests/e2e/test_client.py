@@ -39,6 +39,7 @@ def kubecircus(
         [sys.executable, "-m", "kubecircus.cli", *map(str, args)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=timeout,
         cwd=ROOT,
         env=env,

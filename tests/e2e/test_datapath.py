@@ -59,6 +59,7 @@ def _local_run(phantoms: Path, tmp: Path) -> tuple[Path, str]:
         env={**env, "CIRCUS_DIR": str(root)},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=300,
         check=False,
     )

@@ -13,6 +13,7 @@ def test_the_demo_finds_the_phantoms_lesions(ns):
         [sys.executable, str(ROOT / "hack" / "demo.py"), "--namespace", ns, "--timeout", "300"],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=400,
         check=False,
     )

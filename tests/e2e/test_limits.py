@@ -36,6 +36,7 @@ def _set_global_limit(limit: int) -> None:
         check=True,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     subprocess.run(
         [
@@ -52,6 +53,7 @@ def _set_global_limit(limit: int) -> None:
         check=True,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.tools
 
 def helm(*args: str) -> str:
     assert HELM.exists(), f"{HELM} is missing: `make cluster-up` builds helm from its Go module"
-    done = subprocess.run([str(HELM), *args], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(HELM), *args], capture_output=True, text=True, encoding="utf-8", check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -73,6 +73,7 @@ def test_values_are_validated_by_the_schema():
         ],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode != 0 and "maxConcurrentJobs" in done.stderr
@@ -118,6 +119,7 @@ def test_an_external_store_needs_an_endpoint():
         [str(HELM), "template", "x", str(CHART), "--kube-version", "1.34.0"],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode != 0 and "objectStore.endpoint is required" in done.stderr

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _modules_after_import(*modules: str) -> set[str]:
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('\\n'.join(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True, cwd=ROOT
+    )
     return {name.split(".")[0] for name in done.stdout.split()}
 
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.tools
 
 def kindcheck(path: Path) -> subprocess.CompletedProcess[str]:
     assert KINDCHECK.exists(), f"{KINDCHECK} is missing: `make cluster-up` builds it from its Go module"
-    return subprocess.run([str(KINDCHECK), str(path)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(KINDCHECK), str(path)], capture_output=True, text=True, encoding="utf-8", check=False
+    )
 
 
 def test_kinds_own_types_accept_the_config():

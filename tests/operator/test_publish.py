@@ -19,7 +19,11 @@ pytestmark = pytest.mark.tools
 
 def _tags() -> set[str]:
     done = subprocess.run(
-        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True, check=True
+        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
     )
     return set(done.stdout.split())
 
@@ -35,6 +39,7 @@ def test_publish_tags_the_images_under_the_names_the_chart_pulls():
         env={**os.environ, "REGISTRY": REGISTRY, "PUSH": "0"},  # never push from a test
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     try:
@@ -57,6 +62,7 @@ def test_publish_without_a_registry_says_what_to_set():
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=False,
     )
     assert done.returncode != 0 and "REGISTRY is not set" in done.stderr

@@ -39,6 +39,7 @@ def hostile(root: Path, *args: object, **env: str) -> subprocess.CompletedProces
         env=environ,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=60,
         check=False,
     )
@@ -137,6 +138,7 @@ def test_sleep_ignores_sigterm(root):
         env={**os.environ, "CIRCUS_DIR": str(root)},
         stdout=subprocess.PIPE,
         text=True,
+        encoding="utf-8",
     )
     assert process.stdout is not None
     assert "sleeping" in process.stdout.readline() + process.stdout.readline()

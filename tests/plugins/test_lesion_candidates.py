@@ -41,6 +41,7 @@ def run_plugin(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
         env={**environ, "CIRCUS_DIR": str(root), **env},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=120,
         check=False,
     )

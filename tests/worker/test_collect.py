@@ -107,7 +107,9 @@ def test_the_collect_command_reports_through_its_exit_code_and_termination_messa
 
     def collect_command() -> subprocess.CompletedProcess[str]:
         command = [str(KUBECIRCUS), "worker", "collect"]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, encoding="utf-8", timeout=120, check=False
+        )
 
     done = collect_command()
     assert done.returncode == 0, done.stdout + done.stderr
