@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -32,8 +31,10 @@ from .actions import Action, DeleteObjects, MintCredentials, PatchStatus, SetFin
 from .api import FINISHED_PHASES, Phase, Plugin, PluginJob
 from .config import OperatorConfig
 from .decide import FINALIZER, admit, pending_resubmit, reconcile, refused
+from .informer import Caches, newer
 from .kube import Conflict, Kube, Refused
 from .observe import Children
+from .probes import probe_targets
 from .queue import expired, plan_queue
 from .storeops import StoreOps
 
@@ -63,7 +64,11 @@ class Engine:
         self._probes_at = 0.0
         self._swept_at = 0.0
         self._round_at = time.monotonic()
+        self._active_swept_at = 0.0
         self.wake = threading.Event()
+        #: The informers the scheduler reads jobs and Plugins from; a LIST each round until
+        #: they are in sync (or when there are none, as in a one-shot tool).
+        self.caches: Caches | None = None
         self._progress_read: dict[str, float] = {}  # job uid -> when its log tail was last read
         #: Whether this replica may act; leader election replaces it (``leader.LeaderElector``).
         self.leading: Callable[[], bool] = lambda: True
@@ -97,10 +102,18 @@ class Engine:
                 if entry[1] == 0:
                     del self._locks[key]
 
-    def reconcile_job(self, namespace: str, name: str) -> None:
+    def reconcile_job(self, namespace: str, name: str, seen: dict | None = None) -> None:
+        """Decide and act for one job until nothing is left to do (or MAX_ROUNDS). ``seen`` is
+        the body an event brought: a round decides on it or on the informer's copy (which holds
+        what our own writes answered), whichever is newer, without a read; only a round after
+        a Conflict, or without an informer, reads the job from the API server."""
         with self._job_lock(f"{namespace}/{name}"):
+            stale = False
             for _ in range(MAX_ROUNDS):
-                body = self.kube.job(namespace, name)
+                # after our own write the informer holds its answer; after a Conflict, read
+                body = None if stale else self._known(namespace, name, seen)
+                body = body or self.kube.job(namespace, name)
+                seen, stale = None, False
                 if body is None:
                     return
                 job = PluginJob.from_body(body)
@@ -109,9 +122,11 @@ class Engine:
                 ):
                     return
                 # an admitted job runs its snapshot: no need to read the Plugin again
-                plugin = None if job.status.plugin_spec else self.kube.plugin(job.spec.plugin)
+                plugin = None if job.status.plugin_spec else self._plugin(job.spec.plugin)
                 config = self._current_config()
-                children = self._observe(job, config)
+                # a job never acted on (no status, no finalizer) has no children to list yet
+                fresh = not job.status.phase and FINALIZER not in job.metadata.get("finalizers", [])
+                children = Children() if fresh else self._observe(job, config)
                 plan = reconcile(job, plugin, children, config, datetime.now(UTC))
                 if not plan.actions:
                     return
@@ -133,6 +148,7 @@ class Engine:
                         self._apply(job, plan.actions)
                 except Conflict as exc:
                     log.debug("conflict, deciding again: %s", exc)
+                    stale = True
                     continue
                 self._observe_transitions(job, plan.actions)
                 if any(
@@ -140,7 +156,24 @@ class Engine:
                 ):
                     self.wake.set()  # a job queued, or a slot freed: let the scheduler look now
 
-    def reconcile_safely(self, namespace: str, name: str) -> None:
+    def _known(self, namespace: str, name: str, seen: dict | None) -> dict | None:
+        """The newest body at hand without a read: the event's or the informer's."""
+        cached = self.caches.job(namespace, name) if self.caches is not None and self.caches.synced else None
+        if seen is None or cached is None:
+            return seen or cached
+        return (
+            cached
+            if newer(cached["metadata"].get("resourceVersion"), seen["metadata"].get("resourceVersion"))
+            else seen
+        )
+
+    def _plugin(self, name: str) -> Plugin | None:
+        """The Plugin from the informer; read from the API when the informer has not seen it (it
+        may lag a Plugin registered a moment ago: never fail a job PluginNotFound on that)."""
+        body = self.caches.plugin(name) if self.caches is not None and self.caches.synced else None
+        return Plugin.from_body(body) if body is not None else self.kube.plugin(name)
+
+    def reconcile_safely(self, namespace: str, name: str, seen: dict | None = None) -> None:
         """The one place where errors from a reconcile are judged.
 
         API, network and object-store outages are logged and left to the next round (the
@@ -148,7 +181,7 @@ class Engine:
         else is a bug, logged with its traceback — and still never stops the other jobs.
         """
         try:
-            self.reconcile_job(namespace, name)
+            self.reconcile_job(namespace, name, seen)
         except NotLeading as exc:
             log.info("%s", exc)
         except Exception as exc:
@@ -244,10 +277,22 @@ class Engine:
             if new in {p.value for p in FINISHED_PHASES}:
                 metrics.FINISHED.labels(new, action.patch.get("reason", "")).inc()
 
-    def schedule_once(self) -> list[tuple[str, str]]:
-        """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile."""
-        jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
-        plugins = self.kube.plugins()
+    def _listing(self) -> tuple[list[PluginJob], dict[str, Plugin]]:
+        """Every job and Plugin: from the informers once they are in sync, else one LIST each."""
+        caches = self.caches
+        if caches is not None and caches.synced:
+            bodies = caches.jobs()
+            plugins = {p["metadata"]["name"]: Plugin.from_body(p) for p in caches.plugins()}
+        else:
+            bodies = self.kube.all_jobs(self.config.watched_namespaces)
+            plugins = self.kube.plugins()
+        return [PluginJob.from_body(b) for b in bodies], plugins
+
+    def schedule_once(self, sweep: bool = True) -> list[tuple[str, str]]:
+        """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile:
+        the ones just admitted, and (when ``sweep``) every job with work in flight, the safety
+        net behind their own events and the clock for their deadlines."""
+        jobs, plugins = self._listing()
         plan = plan_queue(
             jobs,
             plugins,
@@ -295,25 +340,16 @@ class Engine:
         for job in jobs:
             if job.key in admitted:
                 due.append((job.namespace, job.name))
-            elif self._waiting(job):
-                self._settle_queued(job, plugins.get(job.spec.plugin), now)
-            elif (
+            elif waiting(job):
+                if sweep:
+                    self._settle_queued(job, plugins.get(job.spec.plugin), now)
+            elif sweep and (
                 job.status.phase not in {p.value for p in FINISHED_PHASES}
                 or pending_resubmit(job) is not None
                 or job.metadata.get("deletionTimestamp")
             ):
                 due.append((job.namespace, job.name))
         return due
-
-    @staticmethod
-    def _waiting(job: PluginJob) -> bool:
-        """Queued and staying so: nothing to create, nothing to clean up."""
-        return (
-            job.status.phase == Phase.QUEUED.value
-            and not job.spec.cancel
-            and not job.metadata.get("deletionTimestamp")
-            and pending_resubmit(job) is None
-        )
 
     def _settle_queued(self, job: PluginJob, plugin: Plugin | None, now: datetime) -> None:
         """A waiting job is decided from the listing alone (it has no children yet): a thousand
@@ -328,10 +364,17 @@ class Engine:
                 pass  # the job changed: its own event, or the next round, decides again
 
     def run_scheduler(self, stop: threading.Event) -> None:
-        """The loop: every reconcile_interval, or sooner when woken by an event."""
+        """The loop: a round whenever woken (a job queued, a slot freed, a Plugin changed) and
+        at least every reconcile_interval. Only that interval's round reconciles the jobs in
+        flight: a woken round reads nothing but the informers' cache, so a burst of submissions
+        costs the API server the status writes it needs and nothing more."""
         while not stop.is_set():
+            now = time.monotonic()
+            sweep = now - self._active_swept_at >= self.config.reconcile_interval
+            if sweep:
+                self._active_swept_at = now
             try:
-                due = self.schedule_once() if self.leading() else []
+                due = self.schedule_once(sweep) if self.leading() else []
             except NotLeading:
                 due = []
             except Exception:  # the loop must survive API hiccups; the next round retries
@@ -342,26 +385,17 @@ class Engine:
                 self._round_at = time.monotonic()  # progress, however many jobs there are
             self.sweep_cache()
             self._round_at = time.monotonic()
-            self.wake.wait(self.config.reconcile_interval)
+            next_sweep = self._active_swept_at + self.config.reconcile_interval - time.monotonic()
+            self.wake.wait(max(0.0, next_sweep))
             self.wake.clear()
 
 
-def probe_targets(config: OperatorConfig) -> list[str]:
-    """The doors the isolation proof tries besides the API server, kubelet and DNS (which the
-    pod finds itself): every address of the object store, this operator pod, and extra ones."""
-    found = []
-    host, _, port = config.store_endpoint.rpartition(":")
-    if host and port.isdigit():
-        try:
-            infos = socket.getaddrinfo(host.strip("[]"), int(port), proto=socket.IPPROTO_TCP)
-        except OSError as exc:
-            log.warning("cannot resolve the object store %s for the isolation proof: %s", host, exc)
-            infos = []
-        for address in sorted({info[4][0] for info in infos}):
-            found.append(
-                f"object-store={address}:{port}" if ":" not in address else f"object-store=[{address}]:{port}"
-            )
-    if config.pod_ip:
-        found.append(f"operator-pod={config.pod_ip}:{config.metrics_port}")
-    found += [f"extra={door.strip()}" for door in config.extra_probes.split(",") if door.strip()]
-    return found
+def waiting(job: PluginJob) -> bool:
+    """Queued and staying so: nothing to create, nothing to clean up (the scheduler admits or
+    refuses it from the listing alone)."""
+    return (
+        job.status.phase == Phase.QUEUED.value
+        and not job.spec.cancel
+        and not job.metadata.get("deletionTimestamp")
+        and pending_resubmit(job) is None
+    )

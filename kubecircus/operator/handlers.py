@@ -42,18 +42,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecircus.io")
 
 
-def _reconcile(namespace: str, name: str) -> None:
+def _reconcile(namespace: str, name: str, seen: dict[str, Any] | None = None) -> None:
     """kopf does not retry event handlers, and none is needed: the scheduler loop reconciles
     every unfinished job each ``reconcile_interval``. Errors are judged in one place,
     ``Engine.reconcile_safely``."""
-    ENGINE.reconcile_safely(namespace, name)
+    ENGINE.reconcile_safely(namespace, name, seen)
 
 
 @kopf.on.event(GROUP, VERSION, "pluginjobs")
 def job_changed(name: str, namespace: str, type: str | None, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED" or parked(dict(body)):
         return
-    _reconcile(namespace, name)
+    _reconcile(namespace, name, dict(body))
 
 
 def parked(body: dict[str, Any]) -> bool:
@@ -62,9 +62,9 @@ def parked(body: dict[str, Any]) -> bool:
     here would cost a read of the job, its Plugin and three listings per event: a thousand
     submitted jobs would mean thousands of requests for nothing."""
     from .api import PluginJob
-    from .engine import Engine
+    from .engine import waiting
 
-    return bool(body.get("status")) and Engine._waiting(PluginJob.from_body(body))
+    return bool(body.get("status")) and waiting(PluginJob.from_body(body))
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_UID: kopf.PRESENT, ROLE: kopf.PRESENT})

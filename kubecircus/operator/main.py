@@ -10,8 +10,10 @@ import threading
 import kopf
 
 from . import handlers, metrics
+from .api import GROUP, VERSION
 from .config import OperatorConfig
 from .engine import Engine
+from .informer import Caches
 from .kube import Kube, load_api_client
 from .leader import LeaderElector
 from .storeops import StoreOps
@@ -32,7 +34,15 @@ def run(config: OperatorConfig | None = None) -> None:
     api = load_api_client()
     stop = threading.Event()
     elector = None
-    engine = Engine(Kube(api), StoreOps(config), config)
+    kube = Kube(api)
+    engine = Engine(kube, StoreOps(config), config)
+    # the scheduler reads jobs and Plugins from these (a watch each), not a LIST per round
+    caches = Caches(
+        kube.custom, GROUP, VERSION, config.watched_namespaces, plugins_changed=lambda _: engine.wake.set()
+    )
+    kube.patched = caches.remember_job
+    engine.caches = caches
+    caches.start(stop)
     if config.leader_election:
         elector = LeaderElector(api, config.namespace, config.lease_name, config.identity)
         elector.wait_until_leader()

@@ -7,13 +7,14 @@ crash of the step is an infrastructure retry. The plug-in is judged by its conta
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kubecircus.objectstore import layout, policy
 from kubecircus.worker.report import JOB_FAULTS, Report, decode
 
 from . import builders
-from .actions import Create, Delete, Event, MintCredentials, PatchStatus, Plan, StoreLog, Warn
+from .actions import Action, Create, Delete, Event, MintCredentials, PatchStatus, Plan, StoreLog, Warn
 from .api import Phase
 from .observe import IMAGE_UNAVAILABLE, PodView
 from .transitions import (
@@ -23,6 +24,7 @@ from .transitions import (
     fail,
     finish,
     forget_credentials,
+    moved_job,
     retry,
     timestamp,
     transition,
@@ -33,7 +35,7 @@ INPUT_FIELDS = ("id", "fingerprint", "cacheHit", "size", "spacing", "bytes", "se
 
 
 def launch(s: Situation, phase: Phase, role: str) -> Plan:
-    job, config = s.job, s.config
+    job = s.job
     if job.status.launched == phase.value:
         return retry(s, phase, role, f"pod {builders.child_name(job, role)} vanished")
     if job.status.retry_after and timestamp(s.now) < job.status.retry_after:
@@ -47,6 +49,33 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
             return fail(s, *why)
     if s.children.workspace_terminating:
         return Plan()  # the previous run's workspace is going; the next event continues
+    actions, made = pod_actions(s, phase)
+    # the pod first: a create the API server refuses never leaves a "launched" behind to be
+    # mistaken for a lost pod; a crash before the status patch finds the pod there and adopts it
+    return Plan().add(*actions, *([PatchStatus({"launched": phase.value})] if made else []))
+
+
+def advance(s: Situation, moved: PatchStatus, phase: Phase, *after: Action) -> Plan:
+    """Move into ``phase`` (``moved``, its transition) and launch its pod with one status write.
+
+    The pod is created first, then one patch says both "in ``phase``" and "its pod launched";
+    ``after`` (the finished step's pod going) comes last. A crash before the patch finds the
+    finished step's pod still there, takes the same decision again and adopts the pod it made
+    (its name is fixed per job and step), exactly as ``launch`` does. Where the pod cannot be
+    made in this round, only the move is written and ``launch`` makes it next round."""
+    ahead = dataclasses.replace(s, job=moved_job(s.job, moved.patch))
+    actions, made = pod_actions(ahead, phase) if not s.children.workspace_terminating else ([], False)
+    if not made or not s.children.workspace:
+        return Plan().add(moved, *after)
+    launched = PatchStatus({**moved.patch, "launched": phase.value}, moved.event)
+    return Plan().add(*actions, launched, *after)
+
+
+def pod_actions(s: Situation, phase: Phase) -> tuple[list[Action], bool]:
+    """What makes ``phase``'s pod: its workspace, policy and credentials where missing, then the
+    pod; and whether the pod is among them (the plug-in pod waits a round for its policy)."""
+    job, config = s.job, s.config
+    assert s.plugin is not None
     plan = Plan()
     if not s.children.workspace:
         plan.add(Create(builders.workspace_claim(job, config)))
@@ -61,7 +90,7 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
         manifest = builders.stage_pod(job, s.plugin, config)
     elif phase == Phase.RUNNING:
         if not s.children.policy:  # the deny-all policy must exist before the plug-in pod
-            return plan.add(Create(builders.isolation_policy(job)))
+            return [*plan.actions, Create(builders.isolation_policy(job))], False
         manifest = builders.run_pod(job, s.plugin, config, effective_timeout(job, s.plugin))
         if job.spec.timeout_seconds and job.spec.timeout_seconds > s.plugin.spec.timeout_seconds:
             plan.add(
@@ -78,9 +107,7 @@ def launch(s: Situation, phase: Phase, role: str) -> Plan:
         collect_policy = policy.collect_policy(job.namespace, job.uid, config.store_bucket)
         plan.add(_credentials(s, "collect", collect_policy, config.collect_deadline_seconds))
         manifest = builders.collect_pod(job, s.plugin, config)
-    # the pod first: a create the API server refuses never leaves a "launched" behind to be
-    # mistaken for a lost pod; a crash before the status patch finds the pod there and adopts it
-    return plan.add(Create(manifest), PatchStatus({"launched": phase.value}))
+    return [*plan.actions, Create(manifest)], True
 
 
 def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:
@@ -119,17 +146,17 @@ def staging(s: Situation, pod: PodView) -> Plan:
         for item in report.details.get("inputs", [])
         if isinstance(item, dict)
     ]
+    moved = transition(
+        s.job,
+        Phase.RUNNING,
+        s.now,
+        "Staged",
+        report.message or "inputs staged",
+        {"launched": None, "inputs": inputs},
+    )
     return Plan().add(
         *forget_credentials(s.job, "stage"),
-        transition(
-            s.job,
-            Phase.RUNNING,
-            s.now,
-            "Staged",
-            report.message or "inputs staged",
-            {"launched": None, "inputs": inputs},
-        ),
-        Delete("Pod", pod.name),
+        *advance(s, moved, Phase.RUNNING, Delete("Pod", pod.name)).actions,
     )
 
 
@@ -164,17 +191,15 @@ def running(s: Situation, pod: PodView) -> Plan:
             logRef={"bucket": s.config.store_bucket, "key": key},
         )
     if pod.phase == "Succeeded":
-        return plan.add(
-            transition(
-                s.job,
-                Phase.COLLECTING,
-                s.now,
-                "PluginSucceeded",
-                "collecting outputs",
-                {**extra, "launched": None},
-            ),
-            Delete("Pod", pod.name),
+        moved = transition(
+            s.job,
+            Phase.COLLECTING,
+            s.now,
+            "PluginSucceeded",
+            "collecting outputs",
+            {**extra, "launched": None},
         )
+        return plan.add(*advance(s, moved, Phase.COLLECTING, Delete("Pod", pod.name)).actions)
     if pod.reason == "DeadlineExceeded":
         return plan.add(
             *fail(

@@ -98,6 +98,13 @@ def transition(
     return PatchStatus(patch, Event(event_type, reason, f"{phase.value}: {message}"))
 
 
+def moved_job(job: PluginJob, patch: dict[str, Any]) -> PluginJob:
+    """The job as it reads once the status merge-patch ``patch`` is written (a None removes)."""
+    status = {**job.status.model_dump(by_alias=True, exclude_none=True), **patch}
+    body = {"metadata": job.metadata, "spec": job.spec.model_dump(by_alias=True, exclude_none=True)}
+    return PluginJob.from_body({**body, "status": {k: v for k, v in status.items() if v is not None}})
+
+
 def forget_credentials(job: PluginJob, *steps: str) -> list[Action]:
     """Delete step Secrets. The operator never reads Secrets (it may only create and delete
     them), so these deletes are issued where a step ends, before the status moves on."""

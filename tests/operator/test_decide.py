@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kubecircus.operator.actions import (
@@ -185,12 +187,18 @@ def test_a_plugin_that_ran_has_its_log_stored_before_its_pod_goes_and_its_image_
     )
     actions = decide(job, children)
     kinds = [type(a).__name__ for a in actions]
-    assert kinds == ["StoreLog", "PatchStatus", "Delete"]
+    # the log kept, the collect pod made, then ONE write: Collecting and its pod launched
+    assert kinds == ["StoreLog", "MintCredentials", "Create", "PatchStatus", "Delete"]
     assert actions[0] == StoreLog("j-run", f"jobs/team/{job.uid}/plugin-log.txt")
-    patch = actions[1].patch
+    patch = actions[3].patch
     assert patch["phase"] == "Collecting" and patch["exitCode"] == 0 and patch["logTail"] == "found 2\n"
+    assert patch["launched"] == "Collecting"
     assert patch["pluginImageID"].endswith("b" * 64)
     assert patch["logRef"] == {"bucket": "kubecircus", "key": f"jobs/team/{job.uid}/plugin-log.txt"}
+    collect = actions[2].manifest
+    assert collect["kind"] == "Pod" and collect["metadata"]["name"].endswith("-collect")
+    # the manifest names the build that ran: read from the status this very patch writes
+    assert "b" * 64 in json.dumps(collect)
 
 
 @pytest.mark.parametrize("reason", ["Evicted", "NodeLost"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubecircus.operator.actions import Delete, PatchStatus
+from kubecircus.operator.actions import Create, Delete, PatchStatus
 from kubecircus.operator.observe import Children, ContainerView
 from kubecircus.operator.transitions import KILL_GRACE
 from kubecircus.worker.report import Report, encode
@@ -40,6 +40,22 @@ def test_a_staged_job_records_its_inputs_and_forgets_the_stage_credentials():
     assert actions[0] == Delete("Secret", "j-0123abcd-stage-store")
     (patch,) = statuses(actions)
     assert patch["phase"] == "Running" and patch["inputs"] == [INPUT]
+    # no isolation policy seen yet: only the move; the plug-in pod waits for its policy
+    assert patch["launched"] is None and not [a for a in actions if isinstance(a, Create)]
+
+
+def test_a_staged_job_launches_its_plugin_pod_in_the_same_status_write():
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging").build()
+    done = reported("stage", Report("stage", message="staged", details={"inputs": [INPUT]}))
+    children = Children(pods={"stage": pod("j-stage", "Succeeded", stage=done)}, workspace=True, policy=True)
+    actions = decide(job, children)
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds == ["Delete", "Create", "PatchStatus", "Delete"]
+    assert actions[1].manifest["metadata"]["name"] == "j-0123abcd-run"
+    assert actions[2].patch["phase"] == "Running" and actions[2].patch["launched"] == "Running"
+    assert actions[3] == Delete("Pod", "j-stage")  # only after the write: a crash before it decides again
+    # the same decision again (a crash before the write) makes the same pod: adopted, not doubled
+    assert decide(job, children) == actions
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,187 @@
+"""The informer cache's rules (pure), and what a woken scheduler round costs with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubecircus.operator.config import OperatorConfig
+from kubecircus.operator.engine import Engine
+from kubecircus.operator.informer import TOMBSTONES, Caches, Informer, newer
+
+from jobbuilders import JobBuilder
+
+
+@pytest.mark.parametrize(
+    ("candidate", "current", "expected"),
+    [
+        ("12", "11", True),
+        ("11", "12", False),
+        ("12", "12", True),  # the same version again: harmless
+        ("100", "99", True),  # numbers, not strings: "100" < "99" as text
+        ("99", "100", False),
+        ("12", None, True),
+        (None, "12", True),
+        ("opaque-b", "opaque-a", True),  # not etcd's integers: the latest word wins
+    ],
+)
+def test_newer_compares_etcd_versions_as_numbers(candidate, current, expected):
+    assert newer(candidate, current) is expected
+
+
+def body(name: str, version: str, namespace: str = "team", **extra) -> dict:
+    return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": version}, **extra}
+
+
+def informer() -> Informer:
+    return Informer("test", lambda *a, **k: {"items": []})
+
+
+def test_our_write_is_seen_at_once_and_an_older_event_does_not_undo_it():
+    cache = informer()
+    cache.replace_all([body("a", "10", status={"phase": "Queued"})], "10")
+    cache.remember(body("a", "12", status={"phase": "Staging"}))  # our admission
+    cache._apply_event("MODIFIED", body("a", "11", status={"phase": "Queued"}))  # still in flight
+    assert cache.get("team", "a")["status"]["phase"] == "Staging"
+    cache._apply_event("MODIFIED", body("a", "13", status={"phase": "Running"}))
+    assert cache.get("team", "a")["status"]["phase"] == "Running"
+
+
+def test_a_deleted_object_is_not_brought_back_by_a_late_patch_response():
+    cache = informer()
+    cache.replace_all([body("a", "10")], "10")
+    cache._apply_event("DELETED", body("a", "14"))
+    cache.remember(body("a", "13"))  # our patch, answered before the deletion, arriving after
+    assert cache.get("team", "a") is None and cache.items() == []
+    cache._apply_event("ADDED", body("a", "20"))  # a new object of the same name
+    assert cache.get("team", "a")["metadata"]["resourceVersion"] == "20"
+
+
+def test_tombstones_are_bounded():
+    cache = informer()
+    for i in range(TOMBSTONES + 50):
+        cache._apply_event("DELETED", body(f"j{i}", str(i)))
+    assert len(cache._gone) == TOMBSTONES
+    cache.remember(body("j0", "1"))  # its tombstone aged out: remembered again
+    assert cache.get("team", "j0") is not None
+
+
+def test_a_relist_replaces_everything_and_forgets_tombstones():
+    cache = informer()
+    cache.replace_all([body("a", "1"), body("b", "2")], "2")
+    cache._apply_event("DELETED", body("a", "3"))
+    assert [b["metadata"]["name"] for b in cache.items()] == ["b"]
+    cache.replace_all([body("c", "9")], "9")
+    assert [b["metadata"]["name"] for b in cache.items()] == ["c"] and cache.synced
+
+
+class WritesOnly:
+    """The API server as a woken round with a synced cache should use it: status patches only
+    (recorded); any read fails the test."""
+
+    def __init__(self) -> None:
+        self.patches: list[dict] = []
+        self.patched = lambda body: None
+
+    def apply(self, job, action, version):
+        self.patches.append(action.patch)
+        return version
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"a woken round read the API server ({name})")
+
+
+def synced_caches(jobs: list[dict], plugins: list[dict]) -> Caches:
+    class Custom:
+        list_cluster_custom_object = list_namespaced_custom_object = None
+
+    caches = Caches(Custom(), "kubecircus.io", "v1alpha1")
+    for one in caches._jobs.values():
+        one.replace_all(jobs, "1")
+    caches.plugin_informer.replace_all(plugins, "1")
+    return caches
+
+
+def test_a_woken_round_admits_from_the_cache_and_reads_nothing():
+    plugin_body = {
+        "metadata": {"name": "lesion", "resourceVersion": "1"},
+        "spec": {"image": "localhost/p:dev", "version": "1.0.0"},
+    }
+    queued = [JobBuilder(f"q{i}").phase("Queued").body for i in range(300)]
+    running = JobBuilder("busy").phase("Running").body
+    kube = WritesOnly()
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t", max_concurrent_jobs=2))  # type: ignore[arg-type]
+    engine.caches = synced_caches([running, *queued], [plugin_body])
+    due = engine.schedule_once(sweep=False)
+    assert due == [("team", "q0")]  # admitted, and nothing else: the active job waits for the sweep
+    assert kube.patches[0]["phase"] == "Staging"
+    # positions only for the first waiting jobs, never one write per waiting job
+    assert len(kube.patches) <= 1 + OperatorConfig(identity="t").queue_positions_shown
+    assert ("team", "busy") in engine.schedule_once(sweep=True)
+
+
+class Recording:
+    """The API server for one reconcile: writes recorded, each read counted (and answered)."""
+
+    def __init__(self, jobs: dict) -> None:
+        self.jobs, self.calls = jobs, []
+        self.patched = lambda body: None
+
+    def job(self, namespace, name):
+        self.calls.append("job")
+        return self.jobs.get(name)
+
+    def plugin(self, name):
+        self.calls.append("plugin")
+
+    def children(self, job):
+        self.calls.append("children")
+        from kubecircus.operator.observe import Children
+
+        return Children()
+
+    def apply(self, job, action, version):
+        self.calls.append(type(action).__name__)
+        return version
+
+    def set_finalizer(self, job, finalizer, present, version):
+        self.calls.append("SetFinalizer")
+        return version
+
+
+def plugin_body(name: str = "lesion") -> dict:
+    return {
+        "metadata": {"name": name, "resourceVersion": "1"},
+        "spec": {"image": "localhost/p:dev", "version": "1.0.0"},
+    }
+
+
+def test_a_new_job_is_queued_from_its_event_without_a_single_read():
+    new = JobBuilder("fresh").body
+    kube = Recording({"fresh": new})
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t"))  # type: ignore[arg-type]
+    engine.caches = synced_caches([], [plugin_body()])
+    engine.reconcile_job("team", "fresh", seen=new)
+    # the event's body, the cached Plugin, and no children to list, then the three writes
+    assert kube.calls[:3] == ["Create", "SetFinalizer", "PatchStatus"]
+
+
+def test_a_plugin_the_cache_has_not_seen_yet_is_read_not_declared_missing():
+    new = JobBuilder("fresh").phase("Queued").body
+    kube = Recording({"fresh": new})
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t"))  # type: ignore[arg-type]
+    engine.caches = synced_caches([], [])
+    engine.reconcile_job("team", "fresh", seen=new)
+    assert kube.calls[0] == "plugin"
+
+
+def test_the_newer_of_the_event_and_the_cache_is_decided_on():
+    older = JobBuilder("j").phase("Queued").body
+    older["metadata"]["resourceVersion"] = "5"
+    cancelled = JobBuilder("j").phase("Queued").spec(cancel=True).body
+    cancelled["metadata"]["resourceVersion"] = "9"
+    kube = Recording({"j": cancelled})
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t"))  # type: ignore[arg-type]
+    engine.caches = synced_caches([cancelled], [plugin_body()])
+    engine.reconcile_job("team", "j", seen=older)  # a late event: the cache knows better
+    assert "job" not in kube.calls
+    assert "PatchStatus" in kube.calls  # cancelled: decided on the cached, newer body
