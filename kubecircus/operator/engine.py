@@ -35,7 +35,8 @@ from .informer import Caches, newer
 from .kube import Conflict, Kube, Refused
 from .observe import Children
 from .probes import probe_targets
-from .queue import expired, plan_queue
+from .queue import QueuePlan, expired, plan_queue
+from .steps import unlaunched
 from .storeops import StoreOps
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Engine:
         self._swept_at = 0.0
         self._round_at = time.monotonic()
         self._active_swept_at = 0.0
+        self._from_cache = False  # whether the last listing came from the informers
         self.wake = threading.Event()
         #: The informers the scheduler reads jobs and Plugins from; a LIST each round until
         #: they are in sync (or when there are none, as in a one-shot tool).
@@ -135,6 +137,12 @@ class Engine:
                         self._apply(job, plan.actions)
                     except Refused as refusal:
                         log.warning("%s: %s", job.key, refusal)
+                        move = unlaunched(plan.actions)
+                        if move:  # the next step's child was refused: the move first, judged there
+                            self._apply(job, move)
+                            self._observe_transitions(job, move)
+                            stale = True
+                            continue
                         plan = refused(
                             job,
                             plugin,
@@ -283,23 +291,30 @@ class Engine:
         if caches is not None and caches.synced:
             bodies = caches.jobs()
             plugins = {p["metadata"]["name"]: Plugin.from_body(p) for p in caches.plugins()}
+            self._from_cache = True
         else:
             bodies = self.kube.all_jobs(self.config.watched_namespaces)
             plugins = self.kube.plugins()
+            self._from_cache = False
         return [PluginJob.from_body(b) for b in bodies], plugins
+
+    def _plan(self, jobs: list[PluginJob], plugins: dict[str, Plugin]) -> QueuePlan:
+        config = self.config
+        return plan_queue(
+            jobs, plugins, config.max_concurrent_jobs, config.priority_cap, config.queue_positions_shown
+        )
 
     def schedule_once(self, sweep: bool = True) -> list[tuple[str, str]]:
         """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile:
         the ones just admitted, and (when ``sweep``) every job with work in flight, the safety
         net behind their own events and the clock for their deadlines."""
         jobs, plugins = self._listing()
-        plan = plan_queue(
-            jobs,
-            plugins,
-            self.config.max_concurrent_jobs,
-            self.config.priority_cap,
-            self.config.queue_positions_shown,
-        )
+        plan = self._plan(jobs, plugins)
+        if plan.admit and self._from_cache:
+            # the limits span jobs, and a per-job resourceVersion guard cannot see another job's
+            # state: an admission is decided on one fresh LIST, never on the cache alone
+            jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
+            plan = self._plan(jobs, plugins)
         now = datetime.now(UTC)
         for job in plan.admit:
             patch = admit(job, plugins[job.spec.plugin], now)
@@ -369,10 +384,7 @@ class Engine:
         flight: a woken round reads nothing but the informers' cache, so a burst of submissions
         costs the API server the status writes it needs and nothing more."""
         while not stop.is_set():
-            now = time.monotonic()
-            sweep = now - self._active_swept_at >= self.config.reconcile_interval
-            if sweep:
-                self._active_swept_at = now
+            sweep = time.monotonic() - self._active_swept_at >= self.config.reconcile_interval
             try:
                 due = self.schedule_once(sweep) if self.leading() else []
             except NotLeading:
@@ -383,6 +395,8 @@ class Engine:
             for namespace, name in due:  # one job's trouble never holds up the others
                 self.reconcile_safely(namespace, name)
                 self._round_at = time.monotonic()  # progress, however many jobs there are
+            if sweep:  # stamped when done: a long sweep is followed by a full interval's rest
+                self._active_swept_at = time.monotonic()
             self.sweep_cache()
             self._round_at = time.monotonic()
             next_sweep = self._active_swept_at + self.config.reconcile_interval - time.monotonic()

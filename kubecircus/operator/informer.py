@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -47,6 +48,13 @@ def newer(candidate: str | None, current: str | None) -> bool:
     return True
 
 
+def later(candidate: str | None, reference: str | None) -> bool:
+    """Strictly later, and only where that can be known (both are etcd's integers)."""
+    if not candidate or not reference or not candidate.isdigit() or not reference.isdigit():
+        return False
+    return int(candidate) > int(reference)
+
+
 class Informer:
     """One resource (in one namespace, or cluster-wide) listed once and then watched.
 
@@ -75,13 +83,18 @@ class Informer:
         self._lock = threading.Lock()
         self._synced = threading.Event()
         self._version: str | None = None
+        self._listed_at: str | None = None  # the version of the last LIST
+        self._heard = 0.0  # when the API server last answered this informer
 
     # --- reading ------------------------------------------------------------------------------
 
     @property
     def synced(self) -> bool:
-        """True once the first LIST is in: before that the cache would miss objects."""
-        return self._synced.is_set()
+        """True once a LIST is in and the API server has answered lately (a list, an event, a
+        watch that ran its course). A watch that keeps failing makes the cache unsynced, and
+        the scheduler reads the API itself until the informer hears from it again."""
+        quiet = time.monotonic() - self._heard
+        return self._synced.is_set() and quiet < 2 * self._server_timeout + 60
 
     def items(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -95,22 +108,32 @@ class Informer:
 
     def remember(self, body: dict[str, Any]) -> None:
         """A body the operator's own write returned: in the cache now, unless the cache already
-        holds a later version (or the object was deleted since)."""
+        holds a later version, or the object was deleted since (a tombstone, or absent from a
+        LIST taken after this version: a late answer must not bring a deleted job back)."""
         key, version = key_of(body), body["metadata"].get("resourceVersion")
         with self._lock:
             gone = self._gone.get(key)
             if gone is not None and newer(gone, version):
                 return
             current = self._items.get(key)
+            if current is None and self._listed_at is not None and not later(version, self._listed_at):
+                return  # the last LIST, taken after this write, did not have it: deleted
             if current is None or newer(version, current["metadata"].get("resourceVersion")):
                 self._items[key] = body
 
     def replace_all(self, bodies: Iterable[dict[str, Any]], version: str | None) -> None:
-        """What a LIST brings: the whole cache, and the version the watch resumes from."""
+        """What a LIST brings: the whole cache, and the version the watch resumes from. An
+        entry our own write made newer than the LIST is kept (the LIST may have been read
+        before the write landed); tombstones stay, bounded."""
+        listed = {key_of(b): b for b in bodies}
         with self._lock:
-            self._items = {key_of(b): b for b in bodies}
-            self._gone.clear()
-            self._version = version
+            for key, held in self._items.items():
+                held_version = held["metadata"].get("resourceVersion")
+                if later(held_version, version):
+                    listed[key] = held  # written after the LIST's snapshot: the watch follows it
+            self._items = listed
+            self._version = self._listed_at = version
+            self._heard = time.monotonic()
         self._synced.set()
 
     def _apply_event(self, kind: str, body: dict[str, Any]) -> None:
@@ -178,6 +201,9 @@ class Informer:
             for event in events:
                 if stop.is_set():
                     return
+                if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+                    continue  # a blank or unreadable line: the stream goes on
+                self._heard = time.monotonic()
                 kind, body = event["type"], event["object"]
                 if kind == "BOOKMARK":
                     self._version = body.get("metadata", {}).get("resourceVersion") or self._version
@@ -185,6 +211,7 @@ class Informer:
                 self._apply_event(kind, body)
                 if self._on_change is not None:
                     self._on_change(body)
+            self._heard = time.monotonic()  # the watch ran its course: the server is there
         finally:
             stream.stop()
 

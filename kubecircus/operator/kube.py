@@ -349,12 +349,21 @@ class Kube:
                 raise
 
     def delete_job(self, job: PluginJob) -> None:
+        """Delete the job as it was seen (uid and resourceVersion preconditions): history is
+        decided on the informer's copy, and a job recreated under the name or resubmitted
+        since must not go with it. A moved job (409) is left to the next round."""
+        seen = client.V1Preconditions(uid=job.uid, resource_version=job.metadata.get("resourceVersion"))
         try:
             self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, job.namespace, "pluginjobs", job.name, propagation_policy="Background"
+                GROUP,
+                VERSION,
+                job.namespace,
+                "pluginjobs",
+                job.name,
+                body=client.V1DeleteOptions(propagation_policy="Background", preconditions=seen),
             )
         except ApiException as exc:
-            if exc.status != 404:
+            if exc.status not in (404, 409):
                 raise
 
     def event(self, job: PluginJob, event: Event) -> None:

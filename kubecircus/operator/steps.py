@@ -71,6 +71,17 @@ def advance(s: Situation, moved: PatchStatus, phase: Phase, *after: Action) -> P
     return Plan().add(*actions, launched, *after)
 
 
+def unlaunched(actions: list[Action]) -> list[Action] | None:
+    """For a plan of ``advance`` whose next pod (or its Secret) the API server refused: the
+    move alone, without "launched", and what followed it. The refusal is then met again by
+    ``launch`` in the new phase and judged there (a full quota retries *that* step), never as
+    a failure of the step that has just succeeded. None for any other plan."""
+    for index, action in enumerate(actions):
+        if isinstance(action, PatchStatus) and "phase" in action.patch and action.patch.get("launched"):
+            return [PatchStatus({**action.patch, "launched": None}, action.event), *actions[index + 1 :]]
+    return None
+
+
 def pod_actions(s: Situation, phase: Phase) -> tuple[list[Action], bool]:
     """What makes ``phase``'s pod: its workspace, policy and credentials where missing, then the
     pod; and whether the pod is among them (the plug-in pod waits a round for its policy)."""

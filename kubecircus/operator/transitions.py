@@ -158,9 +158,12 @@ def retry(s: Situation, phase: Phase, role: str, why: str) -> Plan:
             Event("Warning", "Retrying", bounded(f"{why}; launching again in {wait} s")),
         )
     )
-    pod = s.children.pods.get(role)
-    if pod is not None and not pod.deleting:
-        plan.add(Delete("Pod", pod.name, grace=KILL_GRACE))
+    # the step's pod, and any later step's: ``steps.advance`` makes the next pod before the move
+    # is written, and a replay after a crash may find it there with this step's pod gone
+    for later in builders.ROLES[builders.ROLES.index(role) :]:
+        pod = s.children.pods.get(later)
+        if pod is not None and not pod.deleting:
+            plan.add(Delete("Pod", pod.name, grace=KILL_GRACE))
     return plan
 
 

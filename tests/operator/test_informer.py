@@ -65,22 +65,46 @@ def test_tombstones_are_bounded():
     assert cache.get("team", "j0") is not None
 
 
-def test_a_relist_replaces_everything_and_forgets_tombstones():
+def test_a_relist_replaces_everything_but_keeps_our_later_writes_and_tombstones():
     cache = informer()
-    cache.replace_all([body("a", "1"), body("b", "2")], "2")
-    cache._apply_event("DELETED", body("a", "3"))
-    assert [b["metadata"]["name"] for b in cache.items()] == ["b"]
-    cache.replace_all([body("c", "9")], "9")
-    assert [b["metadata"]["name"] for b in cache.items()] == ["c"] and cache.synced
+    cache.replace_all([body("a", "1"), body("b", "2"), body("d", "3")], "3")
+    cache._apply_event("DELETED", body("a", "4"))
+    assert sorted(b["metadata"]["name"] for b in cache.items()) == ["b", "d"]
+    cache.remember(body("b", "12", status={"phase": "Staging"}))  # our write, after the LIST below
+    cache.replace_all([body("b", "2"), body("c", "9")], "10")  # read before the write landed
+    assert cache.get("team", "b")["status"]["phase"] == "Staging"
+    assert cache.get("team", "c") is not None and cache.get("team", "d") is None  # d went meanwhile
+    cache.remember(body("a", "3"))  # a late answer about the deleted job: not brought back
+    cache.remember(body("d", "5"))  # absent from a LIST taken after it: deleted, not brought back
+    assert cache.get("team", "a") is None and cache.get("team", "d") is None
+    cache.remember(body("e", "11"))  # a new job our write saw before the watch did
+    assert cache.get("team", "e") is not None
+
+
+def test_a_cache_that_has_not_heard_from_the_server_lately_is_not_trusted(monkeypatch):
+    import time
+
+    cache = informer()
+    cache.replace_all([], "1")
+    assert cache.synced
+    later = time.monotonic() + 2 * 300 + 61
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert not cache.synced
 
 
 class WritesOnly:
-    """The API server as a woken round with a synced cache should use it: status patches only
-    (recorded); any read fails the test."""
+    """The API server as a woken round with a synced cache should use it: status patches
+    (recorded) and, only to admit, one LIST of the jobs (counted); any other read fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, bodies: list[dict]) -> None:
         self.patches: list[dict] = []
+        self.lists = 0
+        self.bodies = bodies
         self.patched = lambda body: None
+
+    def all_jobs(self, namespaces=()):
+        self.lists += 1
+        return self.bodies
 
     def apply(self, job, action, version):
         self.patches.append(action.patch)
@@ -108,15 +132,28 @@ def test_a_woken_round_admits_from_the_cache_and_reads_nothing():
     }
     queued = [JobBuilder(f"q{i}").phase("Queued").body for i in range(300)]
     running = JobBuilder("busy").phase("Running").body
-    kube = WritesOnly()
+    kube = WritesOnly([running, *queued])
     engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t", max_concurrent_jobs=2))  # type: ignore[arg-type]
     engine.caches = synced_caches([running, *queued], [plugin_body])
     due = engine.schedule_once(sweep=False)
     assert due == [("team", "q0")]  # admitted, and nothing else: the active job waits for the sweep
+    assert kube.lists == 1  # the admission checked against one fresh LIST
     assert kube.patches[0]["phase"] == "Staging"
     # positions only for the first waiting jobs, never one write per waiting job
     assert len(kube.patches) <= 1 + OperatorConfig(identity="t").queue_positions_shown
     assert ("team", "busy") in engine.schedule_once(sweep=True)
+
+
+def test_an_admission_the_cache_suggests_is_checked_against_a_fresh_list():
+    plugin_body = {"metadata": {"name": "lesion"}, "spec": {"image": "localhost/p:dev", "version": "1.0.0"}}
+    waiting = JobBuilder("q0").phase("Queued").body
+    # the cache missed that another job took the only slot a moment ago
+    taken = JobBuilder("other").phase("Staging").body
+    kube = WritesOnly([taken, waiting])
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t", max_concurrent_jobs=1))  # type: ignore[arg-type]
+    engine.caches = synced_caches([JobBuilder("other").phase("Queued").body, waiting], [plugin_body])
+    assert engine.schedule_once(sweep=False) == []
+    assert not [p for p in kube.patches if p.get("phase") == "Staging"]  # nobody over the limit
 
 
 class Recording:
@@ -185,3 +222,59 @@ def test_the_newer_of_the_event_and_the_cache_is_decided_on():
     engine.reconcile_job("team", "j", seen=older)  # a late event: the cache knows better
     assert "job" not in kube.calls
     assert "PatchStatus" in kube.calls  # cancelled: decided on the cached, newer body
+
+
+def test_a_quota_refusing_the_collect_pod_moves_the_job_and_retries_collect_not_the_plugin():
+    from kubecircus.operator.actions import Create, PatchStatus
+    from kubecircus.operator.kube import Refused
+    from kubecircus.operator.observe import Children, ContainerView
+
+    from jobbuilders import pod
+
+    ran = JobBuilder("j").phase("Running", launched="Running").body
+    ran["status"]["pluginSpec"] = {"image": "localhost/p:dev", "version": "1.0.0", "timeoutSeconds": 60}
+
+    class QuotaFull:
+        def __init__(self) -> None:
+            self.body, self.patches = ran, []
+
+        def job(self, namespace, name):
+            return self.body
+
+        def children(self, job):
+            if job.status.phase == "Running":
+                main = ContainerView("plugin", exit_code=0, image_id="localhost/p@sha256:" + "c" * 64)
+                return Children(
+                    pods={"run": pod("j-run", "Succeeded", plugin=main)}, workspace=True, policy=True
+                )
+            return Children(workspace=True, policy=True)
+
+        def log(self, *args, **kwargs):
+            return "done\n"
+
+        def apply(self, job, action, version):
+            if isinstance(action, Create) and action.manifest["kind"] == "Pod":
+                raise Refused("Pod", action.manifest["metadata"]["name"], "exceeded quota: pods=1")
+            if isinstance(action, PatchStatus):
+                self.patches.append(action.patch)
+                self.body = {**self.body, "status": {**self.body["status"], **action.patch}}
+            return version
+
+        def replace_secret(self, manifest, data):
+            pass
+
+    class Store:
+        def mint(self, *args):
+            return {}
+
+        def put_log(self, *args):
+            pass
+
+    kube = QuotaFull()
+    engine = Engine(kube=kube, store=Store(), config=OperatorConfig(identity="t", progress_interval=3600))  # type: ignore[arg-type]
+    engine.reconcile_job("team", "j")
+    moved = kube.patches[0]
+    assert moved["phase"] == "Collecting" and moved["launched"] is None and moved["exitCode"] == 0
+    retried = kube.patches[1]
+    assert retried["attempt"] == 1 and "quota" in retried["message"] and "phase" not in retried
+    assert kube.body["status"]["phase"] == "Collecting"  # the plug-in's success stands

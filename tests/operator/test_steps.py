@@ -207,3 +207,27 @@ def test_a_running_plugins_progress_moves_the_status_forward(reported, current, 
         assert patches == []
     else:
         assert patches == [{"progress": written}]
+
+
+def test_a_refused_next_pod_writes_the_move_alone_and_never_retries_the_step_that_succeeded():
+    from kubecircus.operator.steps import unlaunched
+
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging").build()
+    done = reported("stage", Report("stage", message="staged", details={"inputs": [INPUT]}))
+    children = Children(pods={"stage": pod("j-stage", "Succeeded", stage=done)}, workspace=True, policy=True)
+    move = unlaunched(decide(job, children))
+    assert move is not None and [type(a).__name__ for a in move] == ["PatchStatus", "Delete"]
+    assert move[0].patch["phase"] == "Running" and move[0].patch["launched"] is None
+    assert move[0].patch["inputs"] == [INPUT]
+    launching = JobBuilder("j").phase("Running", launched="Running").build()
+    assert unlaunched([PatchStatus({"launched": "Running"})]) is None  # a plain launch
+    assert unlaunched(decide(launching, Children(workspace=True, policy=True))) is None
+
+
+def test_a_retry_also_removes_a_later_step_pod_made_before_a_crash():
+    # the run pod was made, the operator died before the move, the stage pod vanished meanwhile
+    job = JobBuilder("j", uid="0123abcd-ef").phase("Staging", launched="Staging").build()
+    actions = decide(job, Children(pods={"run": pod("j-run", "Running")}, workspace=True, policy=True))
+    (patch,) = statuses(actions)
+    assert patch["attempt"] == 1 and "vanished" in patch["message"]
+    assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions  # never two steps at once
