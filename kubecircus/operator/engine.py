@@ -23,7 +23,6 @@ from kubernetes.client.rest import ApiException
 
 from kubecircus import progress
 from kubecircus.objectstore.client import unavailable
-from kubecircus.timestamps import parse
 from kubecircus.worker.report import decode
 
 from . import metrics
@@ -140,7 +139,7 @@ class Engine:
                         move = unlaunched(plan.actions)
                         if move:  # the next step's child was refused: the move first, judged there
                             self._apply(job, move)
-                            self._observe_transitions(job, move)
+                            metrics.record_transitions(job, move)
                             stale = True
                             continue
                         plan = refused(
@@ -158,7 +157,7 @@ class Engine:
                     log.debug("conflict, deciding again: %s", exc)
                     stale = True
                     continue
-                self._observe_transitions(job, plan.actions)
+                metrics.record_transitions(job, plan.actions)
                 if any(
                     isinstance(a, PatchStatus) and a.patch.get("phase") in WAKING_PHASES for a in plan.actions
                 ):
@@ -264,27 +263,6 @@ class Engine:
         except Exception as exc:
             log.warning("cache sweep failed (%s); trying again in %d s", exc, self.config.cache_sweep_seconds)
 
-    def _observe_transitions(self, job: PluginJob, actions: list[Action]) -> None:
-        for action in actions:
-            if not isinstance(action, PatchStatus) or "phase" not in action.patch:
-                continue
-            new = action.patch["phase"]
-            old = job.status.phase
-            if old and old != new:
-                started = next(
-                    (
-                        c.last_transition_time
-                        for c in reversed(job.status.conditions)
-                        if c.type == old and c.last_transition_time
-                    ),
-                    None,
-                )
-                if started:
-                    since = parse(started)
-                    metrics.PHASE_SECONDS.labels(old).observe((datetime.now(UTC) - since).total_seconds())
-            if new in {p.value for p in FINISHED_PHASES}:
-                metrics.FINISHED.labels(new, action.patch.get("reason", "")).inc()
-
     def _listing(self) -> tuple[list[PluginJob], dict[str, Plugin]]:
         """Every job and Plugin: from the informers once they are in sync, else one LIST each."""
         caches = self.caches
@@ -312,9 +290,14 @@ class Engine:
         plan = self._plan(jobs, plugins)
         if plan.admit and self._from_cache:
             # the limits span jobs, and a per-job resourceVersion guard cannot see another job's
-            # state: an admission is decided on one fresh LIST, never on the cache alone
-            jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
-            plan = self._plan(jobs, plugins)
+            # state: an admission is decided on one fresh LIST, never on the cache alone. Only a
+            # round that would admit pays for it; waiting jobs and full slots cost nothing.
+            try:
+                jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
+                plan = self._plan(jobs, plugins)
+            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+                log.warning("no admission this round: listing the jobs failed (%s)", exc)
+                plan = dataclasses.replace(plan, admit=[])  # the sweep below still goes on
         now = datetime.now(UTC)
         for job in plan.admit:
             patch = admit(job, plugins[job.spec.plugin], now)
@@ -322,7 +305,7 @@ class Engine:
                 self._apply(job, [patch])
             except Conflict:
                 continue  # the job changed (cancelled, suspended): the next round sees it
-            self._observe_transitions(job, [patch])
+            metrics.record_transitions(job, [patch])
         by_key = {j.key: j for j in jobs}
         admitted = {j.key for j in plan.admit}
         for key, position in plan.positions.items():
@@ -374,15 +357,15 @@ class Engine:
         if plan.actions:
             try:
                 self._apply(job, plan.actions)
-                self._observe_transitions(job, plan.actions)
+                metrics.record_transitions(job, plan.actions)
             except Conflict:
                 pass  # the job changed: its own event, or the next round, decides again
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The loop: a round whenever woken (a job queued, a slot freed, a Plugin changed) and
         at least every reconcile_interval. Only that interval's round reconciles the jobs in
-        flight: a woken round reads nothing but the informers' cache, so a burst of submissions
-        costs the API server the status writes it needs and nothing more."""
+        flight: a woken round reads the informers' cache (and one LIST only when it admits), so
+        a burst of submissions costs the API server the status writes it needs, little more."""
         while not stop.is_set():
             sweep = time.monotonic() - self._active_swept_at >= self.config.reconcile_interval
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import (
@@ -15,6 +16,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from kubecircus.timestamps import parse
+
+from .actions import Action, PatchStatus
+from .api import FINISHED_PHASES, PluginJob
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +75,26 @@ def serve(port: int) -> ThreadingHTTPServer:
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("serving /metrics and /healthz on :%d", port)
     return server
+
+
+def record_transitions(job: PluginJob, actions: list[Action]) -> None:
+    """Phase durations and finished jobs, from the status patches a plan wrote."""
+    for action in actions:
+        if not isinstance(action, PatchStatus) or "phase" not in action.patch:
+            continue
+        new = action.patch["phase"]
+        old = job.status.phase
+        if old and old != new:
+            started = next(
+                (
+                    c.last_transition_time
+                    for c in reversed(job.status.conditions)
+                    if c.type == old and c.last_transition_time
+                ),
+                None,
+            )
+            if started:
+                since = parse(started)
+                PHASE_SECONDS.labels(old).observe((datetime.now(UTC) - since).total_seconds())
+        if new in {p.value for p in FINISHED_PHASES}:
+            FINISHED.labels(new, action.patch.get("reason", "")).inc()

@@ -278,3 +278,22 @@ def test_a_quota_refusing_the_collect_pod_moves_the_job_and_retries_collect_not_
     retried = kube.patches[1]
     assert retried["attempt"] == 1 and "quota" in retried["message"] and "phase" not in retried
     assert kube.body["status"]["phase"] == "Collecting"  # the plug-in's success stands
+
+
+def test_a_failed_admission_list_skips_admission_but_not_the_sweep():
+    from kubernetes.client.rest import ApiException
+
+    plugin_body = {"metadata": {"name": "lesion"}, "spec": {"image": "localhost/p:dev", "version": "1.0.0"}}
+    waiting = JobBuilder("q0").phase("Queued").body
+    running = JobBuilder("busy").phase("Running").body
+
+    class ListFails(WritesOnly):
+        def all_jobs(self, namespaces=()):
+            raise ApiException(status=503, reason="unavailable")
+
+    kube = ListFails([])
+    engine = Engine(kube=kube, store=None, config=OperatorConfig(identity="t", max_concurrent_jobs=2))  # type: ignore[arg-type]
+    engine.caches = synced_caches([running, waiting], [plugin_body])
+    due = engine.schedule_once(sweep=True)
+    assert due == [("team", "busy")]  # the job in flight is still swept
+    assert not [p for p in kube.patches if p.get("phase") == "Staging"]  # nobody admitted unchecked
