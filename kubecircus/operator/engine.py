@@ -65,7 +65,6 @@ class Engine:
         self._swept_at = 0.0
         self._round_at = time.monotonic()
         self._active_swept_at = 0.0
-        self._from_cache = False  # whether the last listing came from the informers
         self.wake = threading.Event()
         #: The informers the scheduler reads jobs and Plugins from; a LIST each round until
         #: they are in sync (or when there are none, as in a one-shot tool).
@@ -163,9 +162,14 @@ class Engine:
                 ):
                     self.wake.set()  # a job queued, or a slot freed: let the scheduler look now
 
+    def _synced_caches(self) -> Caches | None:
+        """The informers, when they may be trusted (listed, and heard from lately)."""
+        return self.caches if self.caches is not None and self.caches.synced else None
+
     def _known(self, namespace: str, name: str, seen: dict | None) -> dict | None:
         """The newest body at hand without a read: the event's or the informer's."""
-        cached = self.caches.job(namespace, name) if self.caches is not None and self.caches.synced else None
+        caches = self._synced_caches()
+        cached = caches.job(namespace, name) if caches is not None else None
         if seen is None or cached is None:
             return seen or cached
         return (
@@ -177,7 +181,8 @@ class Engine:
     def _plugin(self, name: str) -> Plugin | None:
         """The Plugin from the informer; read from the API when the informer has not seen it (it
         may lag a Plugin registered a moment ago: never fail a job PluginNotFound on that)."""
-        body = self.caches.plugin(name) if self.caches is not None and self.caches.synced else None
+        caches = self._synced_caches()
+        body = caches.plugin(name) if caches is not None else None
         return Plugin.from_body(body) if body is not None else self.kube.plugin(name)
 
     def reconcile_safely(self, namespace: str, name: str, seen: dict | None = None) -> None:
@@ -263,18 +268,17 @@ class Engine:
         except Exception as exc:
             log.warning("cache sweep failed (%s); trying again in %d s", exc, self.config.cache_sweep_seconds)
 
-    def _listing(self) -> tuple[list[PluginJob], dict[str, Plugin]]:
-        """Every job and Plugin: from the informers once they are in sync, else one LIST each."""
-        caches = self.caches
-        if caches is not None and caches.synced:
-            bodies = caches.jobs()
-            plugins = {p["metadata"]["name"]: Plugin.from_body(p) for p in caches.plugins()}
-            self._from_cache = True
-        else:
-            bodies = self.kube.all_jobs(self.config.watched_namespaces)
-            plugins = self.kube.plugins()
-            self._from_cache = False
-        return [PluginJob.from_body(b) for b in bodies], plugins
+    def _listing(self) -> tuple[list[PluginJob], dict[str, Plugin], bool]:
+        """Every job and Plugin, and whether they came from the informers (once those are in
+        sync) rather than one LIST each."""
+        caches = self._synced_caches()
+        if caches is None:
+            return self._list_jobs(), self.kube.plugins(), False
+        plugins = {p["metadata"]["name"]: Plugin.from_body(p) for p in caches.plugins()}
+        return [PluginJob.from_body(b) for b in caches.jobs()], plugins, True
+
+    def _list_jobs(self) -> list[PluginJob]:
+        return [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
 
     def _plan(self, jobs: list[PluginJob], plugins: dict[str, Plugin]) -> QueuePlan:
         config = self.config
@@ -286,14 +290,14 @@ class Engine:
         """Admit what fits, refresh queue positions, expire history; returns jobs to reconcile:
         the ones just admitted, and (when ``sweep``) every job with work in flight, the safety
         net behind their own events and the clock for their deadlines."""
-        jobs, plugins = self._listing()
+        jobs, plugins, cached = self._listing()
         plan = self._plan(jobs, plugins)
-        if plan.admit and self._from_cache:
+        if plan.admit and cached:
             # the limits span jobs, and a per-job resourceVersion guard cannot see another job's
             # state: an admission is decided on one fresh LIST, never on the cache alone. Only a
             # round that would admit pays for it; waiting jobs and full slots cost nothing.
             try:
-                jobs = [PluginJob.from_body(b) for b in self.kube.all_jobs(self.config.watched_namespaces)]
+                jobs = self._list_jobs()
                 plan = self._plan(jobs, plugins)
             except (ApiException, urllib3.exceptions.HTTPError) as exc:
                 log.warning("no admission this round: listing the jobs failed (%s)", exc)

@@ -118,8 +118,7 @@ class Informer:
             current = self._items.get(key)
             if current is None and self._listed_at is not None and not later(version, self._listed_at):
                 return  # the last LIST, taken after this write, did not have it: deleted
-            if current is None or newer(version, current["metadata"].get("resourceVersion")):
-                self._items[key] = body
+            self._keep_newer(key, version, body)
 
     def replace_all(self, bodies: Iterable[dict[str, Any]], version: str | None) -> None:
         """What a LIST brings: the whole cache, and the version the watch resumes from. An
@@ -147,10 +146,15 @@ class Informer:
                     self._gone.popitem(last=False)
             else:
                 self._gone.pop(key, None)
-                current = self._items.get(key)
-                if current is None or newer(version, current["metadata"].get("resourceVersion")):
-                    self._items[key] = body
+                self._keep_newer(key, version, body)
             self._version = version or self._version
+
+    def _keep_newer(self, key: Key, version: str | None, body: dict[str, Any]) -> None:
+        """Newer wins (called holding the lock): an older body still in flight never replaces
+        a later one."""
+        current = self._items.get(key)
+        if current is None or newer(version, current["metadata"].get("resourceVersion")):
+            self._items[key] = body
 
     # --- the loop -----------------------------------------------------------------------------
 
