@@ -13,11 +13,13 @@ One run prints, each against the goal of the scale issue:
    while they wait (against the idle baseline measured first) and the operator's RSS.
 
     .venv/bin/python benchmarks/bench_queue.py [--waiting 1000] [--jobs 20] [--window 60]
+        [--parts moving,throughput,waiting]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -67,6 +69,19 @@ def delta(before: dict, after: dict, resource: str | None = None) -> tuple[float
     total = sum(after[k] - before.get(k, 0) for k in keys)
     writes = sum(after[k] - before.get(k, 0) for k in keys if k[0] in WRITES)
     return total, writes
+
+
+def cpu_busy_seconds() -> float:
+    """Core-seconds this machine has spent busy (not idle or iowait) since boot, from /proc/stat.
+
+    The local cluster runs on this machine, so what a phase costs in CPU is the difference of two
+    readings: every component's share (API server, etcd, kubelet, containerd, CNI, enforcer,
+    operator, MinIO, the pods themselves) in one number.
+    """
+    fields = Path("/proc/stat").read_text(encoding="utf-8").splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def operator_rss_mib() -> float:
@@ -196,10 +211,11 @@ def throughput(api, custom, core, ns: str, plugin: str, count: int) -> None:
     watcher = PhaseWatch(custom, ns)
     watcher.start()
     names = [f"tput-{i:03d}" for i in range(count)]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_busy_seconds()
     create_jobs(custom, ns, plugin, names)
     wait_all(watcher, names, 120 + 30 * count)
     jobs_per_minute = count / (time.monotonic() - started) * 60
+    job_cpu = (cpu_busy_seconds() - cpu) / count
     watcher.stopped.set()
     batch = client.BatchV1Api(api)
     body = client.V1Job(
@@ -220,16 +236,20 @@ def throughput(api, custom, core, ns: str, plugin: str, count: int) -> None:
             ),
         ),
     )
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_busy_seconds()
     batch.create_namespaced_job(ns, body)
     while (batch.read_namespaced_job_status("bench-batch", ns).status.succeeded or 0) < count:
         time.sleep(0.2)
     batch_per_minute = count / (time.monotonic() - started) * 60
+    pod_cpu = (cpu_busy_seconds() - cpu) / count
     say(f"throughput at 4 slots: {count} no-op PluginJobs, {count} batch/v1 pods")
     say(f"  PluginJobs per minute               {jobs_per_minute:7.1f}")
     say(f"  batch/v1 Job pods per minute        {batch_per_minute:7.1f}")
     ratio = jobs_per_minute / batch_per_minute
     say(f"  ratio                               {ratio:7.0%}   (goal >= 30 %: three pods per job)")
+    cores = os.cpu_count() or 1
+    say(f"  CPU core-seconds per PluginJob      {job_cpu:7.1f}   (this machine, {cores} cores, all of it)")
+    say(f"  CPU core-seconds per batch/v1 pod   {pod_cpu:7.1f}")
 
 
 def waiting(api, custom, ns: str, blocker: str, plugin: str, count: int, window: float) -> None:
@@ -269,7 +289,11 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=20, help="jobs in the moving-queue and throughput parts")
     parser.add_argument("--window", type=float, default=60, help="seconds of each request-rate reading")
+    parser.add_argument(
+        "--parts", default="moving,throughput,waiting", help="which parts to run (comma-separated)"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     api = api_client()
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     noop, sleeper = register(custom, NOOP), register(custom, "sleep 3600")
@@ -284,15 +308,18 @@ def main() -> None:
                 warm.start()
                 wait_all(warm, ["warm-up"], 300)
                 warm.stopped.set()
-                queue_moving(api, custom, ns, noop, args.jobs)
-            set_slots(4)
-            with namespace(core, "bench-q") as ns:
-                upload_folder(bundled_store(core), Path(tmp) / "s1", INPUTS, f"{ns}/s1/")
-                throughput(api, custom, core, ns, noop, args.jobs)
-            set_slots(slots)
-            with namespace(core, "bench-q") as ns:
-                upload_folder(bundled_store(core), Path(tmp) / "s1", INPUTS, f"{ns}/s1/")
-                waiting(api, custom, ns, sleeper, noop, args.waiting, args.window)
+                if "moving" in parts:
+                    queue_moving(api, custom, ns, noop, args.jobs)
+            if "throughput" in parts:
+                set_slots(4)
+                with namespace(core, "bench-q") as ns:
+                    upload_folder(bundled_store(core), Path(tmp) / "s1", INPUTS, f"{ns}/s1/")
+                    throughput(api, custom, core, ns, noop, args.jobs)
+                set_slots(slots)
+            if "waiting" in parts:
+                with namespace(core, "bench-q") as ns:
+                    upload_folder(bundled_store(core), Path(tmp) / "s1", INPUTS, f"{ns}/s1/")
+                    waiting(api, custom, ns, sleeper, noop, args.waiting, args.window)
     finally:
         if deployed_slots(api) != slots:
             set_slots(slots)

@@ -44,13 +44,13 @@ kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version \
  -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
 
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns local-path-provisioner minio helm kube-router kindcheck)
+[[ ${#names[@]} -gt 0 ]] || names=(kube etcd coredns hostpath-provisioner minio helm kube-router kindcheck)
 for name in "${names[@]}"; do
   case $name in
     kube) build kube "$here/kube" . "$kube_ldflags" ;;
     etcd) build etcd "$here/tools/etcd" . ;;
     coredns) build coredns "$here/tools/coredns" . ;;
-    local-path-provisioner) build local-path-provisioner "$here/tools/local-path-provisioner" github.com/rancher/local-path-provisioner ;;
+    hostpath-provisioner) build hostpath-provisioner "$here/tools/hostpath-provisioner" . ;;
     minio) build minio "$here/tools/minio" github.com/minio/minio ;;
     helm) build helm "$here/tools/helm" helm.sh/helm/v3/cmd/helm ;;
     kindcheck) build kindcheck "$here/tools/kindcheck" . ;;

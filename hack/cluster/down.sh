@@ -18,7 +18,7 @@ if [[ -S $CONTAINERD_SOCK ]]; then
   done
   sleep 1
 fi
-for name in kube-router netpol kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in hostpath-provisioner kube-router netpol kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop_daemon "$name"
 done
 pkill -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $CONTAINERD_SOCK" 2>/dev/null

@@ -2,7 +2,7 @@
 # make images: builds the project's images from images/*/Dockerfile without a registry and loads
 # them into the cluster (containerd's k8s.io namespace here, `kind load` on kind).
 #   images.sh --base-only   pause and the busybox base (needed before the kubelet starts)
-#   images.sh --system      + CoreDNS and local-path-provisioner (cluster add-ons)
+#   images.sh --system      + CoreDNS (the cluster add-on)
 #   images.sh               + every project image: toolbox, MinIO, operator, worker, and the
 #                             plug-ins in plugins/ (lesion-candidates, hostile)
 #   images.sh --publish     tags the operator, worker and lesion-candidates images (built before)
@@ -135,7 +135,6 @@ busybox_base
 build pause /usr/bin/catatonit
 [[ $mode == --base-only ]] && exit 0
 build coredns "$BIN/coredns"
-build local-path-provisioner "$BIN/local-path-provisioner"
 [[ $mode == --system ]] && exit 0
 build toolbox
 build minio "$BIN/minio"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the local cluster runs on. Kubernetes, etcd 3.5, CoreDNS, MinIO, Helm and
-# local-path-provisioner are built from their Go modules instead (build-tools.sh).
+# Debian packages the local cluster runs on. Kubernetes, etcd 3.5, CoreDNS, MinIO, Helm,
+# kube-router and the volume provisioner are built from Go modules instead (build-tools.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; then

@@ -51,10 +51,12 @@ make_pki() {
   cert kube-proxy "/CN=system:kube-proxy"
   cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME"
   cert kube-router "/CN=kubecircus:kube-router"
+  cert hostpath-provisioner "/CN=kubecircus:hostpath-provisioner"
   kubeconfig "$STATE/admin.conf" admin
   kubeconfig "$STATE/controller-manager.conf" controller-manager
   kubeconfig "$STATE/scheduler.conf" scheduler
   kubeconfig "$STATE/kube-proxy.conf" kube-proxy
   kubeconfig "$STATE/kubelet.conf" kubelet
   kubeconfig "$STATE/kube-router.conf" kube-router
+  kubeconfig "$STATE/hostpath-provisioner.conf" hostpath-provisioner
 }

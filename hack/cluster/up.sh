@@ -2,9 +2,10 @@
 # make cluster-up: a real single-node Kubernetes cluster on this machine, or kind where Docker is.
 #
 # Here: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet on containerd+runc,
-# ptp CNI networking, kube-proxy (iptables) and kube-router (firewall only: the NetworkPolicy
-# enforcer) run as host processes; CoreDNS and local-path-provisioner run as pods from locally built images. State
-# lives in $KUBECIRCUS_CLUSTER_STATE (default /var/lib/kubecircus-cluster); the admin kubeconfig
+# ptp CNI networking, kube-proxy (iptables), kube-router (firewall only: the NetworkPolicy
+# enforcer) and a volume provisioner (node directories) run as host processes; CoreDNS runs as a
+# pod from a locally built image. State lives in $KUBECIRCUS_CLUSTER_STATE (default
+# /var/lib/kubecircus-cluster); the admin kubeconfig
 # is written to .cluster/kubeconfig and kubectl/helm to .cluster/bin/. Idempotent: a running
 # cluster is left as it is, a stopped one is restarted from its state.
 set -euo pipefail
@@ -246,12 +247,21 @@ start_firewall() {
 
 addons() {
   local manifest
+  # A cluster made before the host-path provisioner replaced local-path (its pod made and
+  # removed each directory with a helper pod): its StorageClass names the other provisioner,
+  # an immutable field, so it is replaced.
+  if [[ $(kubectl_ get storageclass standard -o 'jsonpath={.provisioner}' 2>/dev/null) == rancher.io/local-path ]]; then
+    kubectl_ delete storageclass standard >/dev/null
+    kubectl_ delete namespace local-path-storage --ignore-not-found --wait=false >/dev/null
+  fi
   for manifest in "$(dirname "$0")"/manifests/*.yaml; do
-    sed "s|/var/lib/kubecircus-cluster|$STATE|g" "$manifest" | kubectl_ apply -f - >/dev/null
+    kubectl_ apply -f "$manifest" >/dev/null
   done
+  start_daemon hostpath-provisioner "$BIN/hostpath-provisioner" --kubeconfig "$STATE/hostpath-provisioner.conf" \
+    --root "$STATE/volumes" --node "$NODE_NAME"
   wait_for 120 "node $NODE_NAME Ready" kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
-  kubectl_ -n local-path-storage rollout status deployment/local-path-provisioner --timeout=180s >/dev/null
+  running hostpath-provisioner || die "hostpath-provisioner exited: $(tail -n 3 "$RUN/hostpath-provisioner.log")"
 }
 
 main() {

@@ -1,0 +1,144 @@
+// Command hostpath-provisioner provisions the local cluster's volumes (StorageClass "standard")
+// as directories on its one node, and removes them when their claims are deleted.
+//
+// It is the local-path provisioner's job without its helper pods. local-path runs as a pod, so it
+// cannot touch the node's disk itself: it starts a pod to make each directory and another to
+// remove it, and every kubecircus job (one workspace volume) paid two extra pods for it, each
+// with its sandbox, CNI calls and enforcer sync: 2 of the 5 pods a job cost on this cluster. This
+// provisioner runs as a host process beside the kubelet and does both with one system call, on
+// the same library local-path is built on (sig-storage-lib-external-provisioner).
+//
+// A directory is only ever <root>/<PV name>, made and removed by this process: Delete refuses a
+// PersistentVolume whose path is anything else, whatever the object says, and removes without
+// following links (os.RemoveAll), so a pod that planted a symlink in its volume removes nothing
+// outside it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v10/controller"
+)
+
+// Name is the StorageClass's provisioner field.
+const Name = "kubecircus.io/host-path"
+
+type hostPath struct {
+	root string // the directory every volume is made in
+	node string // the node this process runs on: the only one it can provision for
+}
+
+// dir is where the volume of a PersistentVolume named name lives, or an error for a name that is
+// not one path element.
+func (h *hostPath) dir(name string) (string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return "", fmt.Errorf("volume name %q is not a plain file name", name)
+	}
+	return filepath.Join(h.root, name), nil
+}
+
+func (h *hostPath) Provision(_ context.Context, opts controller.ProvisionOptions) (*v1.PersistentVolume, controller.ProvisioningState, error) {
+	failed := func(format string, args ...any) (*v1.PersistentVolume, controller.ProvisioningState, error) {
+		return nil, controller.ProvisioningFinished, fmt.Errorf(format, args...)
+	}
+	if opts.SelectedNode == nil {
+		return failed("no node selected: StorageClass %s must bind WaitForFirstConsumer", opts.StorageClass.Name)
+	}
+	if opts.SelectedNode.Name != h.node {
+		return failed("node %s is not this provisioner's node %s", opts.SelectedNode.Name, h.node)
+	}
+	if opts.PVC.Spec.Selector != nil {
+		return failed("a claim's selector is not supported")
+	}
+	for _, mode := range opts.PVC.Spec.AccessModes {
+		if mode != v1.ReadWriteOnce && mode != v1.ReadWriteOncePod {
+			return failed("access mode %s is not supported: a node directory is ReadWriteOnce", mode)
+		}
+	}
+	dir, err := h.dir(opts.PVName)
+	if err != nil {
+		return failed("%v", err)
+	}
+	// Any user's pod writes there (pods run as their own non-root users); the umask is not asked.
+	if err := os.Mkdir(dir, 0o777); err != nil && !os.IsExist(err) {
+		return nil, controller.ProvisioningInBackground, err
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return nil, controller.ProvisioningInBackground, err
+	}
+	klog.InfoS("provisioned", "volume", opts.PVName, "claim", klog.KObj(opts.PVC), "path", dir)
+	directory := v1.HostPathDirectory // made above: a missing one is an error, never made anew
+	filesystem := v1.PersistentVolumeFilesystem
+	return &v1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: opts.PVName},
+		Spec: v1.PersistentVolumeSpec{
+			PersistentVolumeReclaimPolicy: *opts.StorageClass.ReclaimPolicy,
+			AccessModes:                   opts.PVC.Spec.AccessModes,
+			VolumeMode:                    &filesystem,
+			Capacity:                      v1.ResourceList{v1.ResourceStorage: opts.PVC.Spec.Resources.Requests[v1.ResourceStorage]},
+			PersistentVolumeSource: v1.PersistentVolumeSource{
+				HostPath: &v1.HostPathVolumeSource{Path: dir, Type: &directory},
+			},
+			NodeAffinity: &v1.VolumeNodeAffinity{Required: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
+				MatchExpressions: []v1.NodeSelectorRequirement{
+					{Key: v1.LabelHostname, Operator: v1.NodeSelectorOpIn, Values: []string{h.node}},
+				},
+			}}}},
+		},
+	}, controller.ProvisioningFinished, nil
+}
+
+func (h *hostPath) Delete(_ context.Context, pv *v1.PersistentVolume) error {
+	dir, err := h.dir(pv.Name)
+	if err != nil {
+		return err
+	}
+	if pv.Spec.HostPath == nil || filepath.Clean(pv.Spec.HostPath.Path) != dir {
+		return fmt.Errorf("volume %s does not name this provisioner's directory %s: not removing anything", pv.Name, dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	klog.InfoS("removed", "volume", pv.Name, "path", dir)
+	return nil
+}
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the provisioner's identity")
+	root := flag.String("root", "", "directory the volumes are made in")
+	node := flag.String("node", "", "name of the node this process runs on")
+	klog.InitFlags(nil)
+	flag.Parse()
+	if *kubeconfig == "" || *root == "" || *node == "" {
+		fmt.Fprintln(os.Stderr, "usage: hostpath-provisioner --kubeconfig FILE --root DIR --node NAME")
+		os.Exit(2)
+	}
+	if err := os.MkdirAll(*root, 0o711); err != nil {
+		klog.ErrorS(err, "cannot make the volume root", "root", *root)
+		os.Exit(1)
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		klog.ErrorS(err, "cannot read the kubeconfig")
+		os.Exit(1)
+	}
+	client := kubernetes.NewForConfigOrDie(config)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	provisioner := &hostPath{root: filepath.Clean(*root), node: *node}
+	controller.NewProvisionController(klog.FromContext(ctx), client, Name, provisioner,
+		controller.LeaderElection(false), // one node, one process
+	).Run(ctx)
+}
