@@ -53,7 +53,7 @@ stop_daemon() {  # SIGTERM, ten seconds' grace, then SIGKILL
   if running "$name"; then
     kill "$pid" 2>/dev/null
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null
+    kill -9 "$pid" 2>/dev/null || true  # gone already: the usual case
   fi
   rm -f "$RUN/$name.pid"
 }

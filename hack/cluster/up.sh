@@ -247,16 +247,21 @@ start_firewall() {
 
 addons() {
   local manifest
-  # A cluster made before the host-path provisioner replaced local-path (its pod made and
-  # removed each directory with a helper pod): its StorageClass names the other provisioner,
-  # an immutable field, so it is replaced.
-  if [[ $(kubectl_ get storageclass standard -o 'jsonpath={.provisioner}' 2>/dev/null) == rancher.io/local-path ]]; then
+  # A StorageClass's provisioner and binding mode cannot change: a cluster made before they did
+  # (local-path, whose pod made and removed each directory with a helper pod) has its class
+  # replaced. Its old volumes stay until make cluster-down.
+  local class
+  class=$(kubectl_ get storageclass standard -o 'jsonpath={.provisioner} {.volumeBindingMode}' 2>/dev/null || true)
+  if [[ -n $class && $class != "kubecircus.io/host-path Immediate" ]]; then
     kubectl_ delete storageclass standard >/dev/null
     kubectl_ delete namespace local-path-storage --ignore-not-found --wait=false >/dev/null
   fi
   for manifest in "$(dirname "$0")"/manifests/*.yaml; do
     kubectl_ apply -f "$manifest" >/dev/null
   done
+  if running hostpath-provisioner && [[ $BIN/hostpath-provisioner -nt $RUN/hostpath-provisioner.pid ]]; then
+    stop_daemon hostpath-provisioner  # rebuilt since it started
+  fi
   start_daemon hostpath-provisioner "$BIN/hostpath-provisioner" --kubeconfig "$STATE/hostpath-provisioner.conf" \
     --root "$STATE/volumes" --node "$NODE_NAME"
   wait_for 120 "node $NODE_NAME Ready" kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from kubetest import namespace, run_to_completion, toolbox_pod
+from kubetest import namespace, run_to_completion, toolbox_pod, unique
 
 PROVISIONER = "kubecircus.io/host-path"
 
@@ -97,9 +97,9 @@ def test_a_volume_naming_another_directory_is_never_removed(core, host_path_clas
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "data").write_text("precious", encoding="utf-8")
-    name = f"forged-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    name = unique("forged")
     with namespace(core, "vol") as ns:
-        core.create_persistent_volume(
+        forged = core.create_persistent_volume(
             client.V1PersistentVolume(
                 metadata=client.V1ObjectMeta(
                     name=name, annotations={"pv.kubernetes.io/provisioned-by": PROVISIONER}
@@ -122,7 +122,7 @@ def test_a_volume_naming_another_directory_is_never_removed(core, host_path_clas
 
             def refused() -> bool:
                 events = core.list_event_for_all_namespaces(
-                    field_selector=f"involvedObject.name={name}"
+                    field_selector=f"involvedObject.uid={forged.metadata.uid}"
                 ).items
                 return any(event.reason == "VolumeFailedDelete" for event in events)
 

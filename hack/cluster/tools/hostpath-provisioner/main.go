@@ -53,10 +53,9 @@ func (h *hostPath) Provision(_ context.Context, opts controller.ProvisionOptions
 	failed := func(format string, args ...any) (*v1.PersistentVolume, controller.ProvisioningState, error) {
 		return nil, controller.ProvisioningFinished, fmt.Errorf(format, args...)
 	}
-	if opts.SelectedNode == nil {
-		return failed("no node selected: StorageClass %s must bind WaitForFirstConsumer", opts.StorageClass.Name)
-	}
-	if opts.SelectedNode.Name != h.node {
+	// Immediate binding (the StorageClass's): the cluster has one node, so there is no choice to
+	// wait for, and the volume is made while the scheduler looks at the pod, not after.
+	if opts.SelectedNode != nil && opts.SelectedNode.Name != h.node {
 		return failed("node %s is not this provisioner's node %s", opts.SelectedNode.Name, h.node)
 	}
 	if opts.PVC.Spec.Selector != nil {
