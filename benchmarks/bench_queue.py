@@ -276,11 +276,17 @@ def waiting(api, custom, ns: str, blocker: str, plugin: str, count: int, window:
     say(f"  taken in (rate below idle + 5/s) after {time.monotonic() - created:.0f} s")
     before = requests(api)
     time.sleep(window)
-    total, writes = delta(before, requests(api))
+    after = requests(api)
+    total, writes = delta(before, after)
+    busiest = sorted(((after[k] - before.get(k, 0), k) for k in after), reverse=True)[:4]
     say(f"  API requests/s, idle cluster         {idle / window:7.2f}")
     say(f"  API requests/s, taking them in       {taking_in / window:7.2f}   (first {window:.0f} s)")
     say(f"  API requests/s, {count} waiting      {total / window:7.2f}   (goal <= 5)")
     say(f"  API writes/s, {count} waiting        {writes / window:7.2f}")
+    say(
+        "  busiest: "
+        + ", ".join(f"{verb} {resource or '-'} {n / window:.2f}/s" for n, (verb, resource) in busiest)
+    )
     say(f"  operator RSS                         {operator_rss_mib():7.0f} MiB   (goal <= 200)")
 
 

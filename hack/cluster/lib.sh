@@ -26,14 +26,15 @@ die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
 kubectl_() { "$KUBE" kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
 # Run a component in the background, detached from this shell, with its pid and log in $RUN.
-# Components get the system's PATH, never the caller's: a developer's PATH may put script shims
-# first (pyenv's `python3` is a bash script of some thirty forks, 0.1 s of CPU), and containerd
-# runs the CNI chain, the quarantine plug-in a Python script, twice for every pod.
+# Components get a clean environment with the system's PATH, never the caller's: a developer's
+# PATH may put script shims first (pyenv's `python3` is a bash script of some thirty forks, 0.1 s
+# of CPU), and containerd runs the CNI chain, the quarantine plug-in a Python script, twice for
+# every pod; PYTHONHOME or a proxy setting would reach them too.
 SYSTEM_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 start_daemon() {
   local name=$1; shift
   running "$name" && return 0
-  setsid env PATH="$SYSTEM_PATH" "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
+  setsid env -i PATH="$SYSTEM_PATH" HOME="$HOME" LANG=C.UTF-8 "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
   log "started $name (pid $!, log $RUN/$name.log)"
 }

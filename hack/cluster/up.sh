@@ -262,7 +262,9 @@ addons() {
   if running hostpath-provisioner && [[ $BIN/hostpath-provisioner -nt $RUN/hostpath-provisioner.pid ]]; then
     stop_daemon hostpath-provisioner  # rebuilt since it started
   fi
-  start_daemon hostpath-provisioner "$BIN/hostpath-provisioner" --kubeconfig "$STATE/hostpath-provisioner.conf" \
+  # 1,024 descriptors are plenty for it, and few enough that tests/cluster/test_volumes.py can
+  # prove a deep tree is removed without one per level.
+  start_daemon hostpath-provisioner prlimit --nofile=1024:1024 -- "$BIN/hostpath-provisioner" --kubeconfig "$STATE/hostpath-provisioner.conf" \
     --root "$STATE/volumes" --node "$NODE_NAME"
   wait_for 120 "node $NODE_NAME Ready" kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null

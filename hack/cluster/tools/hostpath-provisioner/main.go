@@ -9,16 +9,20 @@
 // the same library local-path is built on (sig-storage-lib-external-provisioner).
 //
 // A directory is only ever <root>/<PV name>, made and removed by this process: Delete refuses a
-// PersistentVolume whose path is anything else, whatever the object says, and removes without
-// following links (os.RemoveAll), so a pod that planted a symlink in its volume removes nothing
-// outside it.
+// PersistentVolume whose path is anything else, whatever the object says, and removes with
+// `rm -rf --one-file-system`, which follows no link (a pod that planted a symlink in its volume
+// removes nothing outside it) and holds a bounded number of descriptors however deep the tree
+// (os.RemoveAll holds one per level: a plug-in's 20,000-deep chain of directories would make
+// every removal fail). The root is 0700: no local user walks into the volumes.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -71,8 +75,12 @@ func (h *hostPath) Provision(_ context.Context, opts controller.ProvisionOptions
 		return failed("%v", err)
 	}
 	// Any user's pod writes there (pods run as their own non-root users); the umask is not asked.
+	// Made again (the library may ask twice), it must still be a directory, never a link.
 	if err := os.Mkdir(dir, 0o777); err != nil && !os.IsExist(err) {
 		return nil, controller.ProvisioningInBackground, err
+	}
+	if info, err := os.Lstat(dir); err != nil || !info.IsDir() {
+		return failed("%s is not a directory this provisioner made", dir)
 	}
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return nil, controller.ProvisioningInBackground, err
@@ -107,8 +115,8 @@ func (h *hostPath) Delete(_ context.Context, pv *v1.PersistentVolume) error {
 	if pv.Spec.HostPath == nil || filepath.Clean(pv.Spec.HostPath.Path) != dir {
 		return fmt.Errorf("volume %s does not name this provisioner's directory %s: not removing anything", pv.Name, dir)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return err
+	if out, err := exec.Command("rm", "-rf", "--one-file-system", "--", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("removing %s: %v: %s", dir, err, out)
 	}
 	klog.InfoS("removed", "volume", pv.Name, "path", dir)
 	return nil
@@ -124,7 +132,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: hostpath-provisioner --kubeconfig FILE --root DIR --node NAME")
 		os.Exit(2)
 	}
-	if err := os.MkdirAll(*root, 0o711); err != nil {
+	// The kubelet (root) mounts from the root; nobody else enters it, whatever it was made with.
+	if err := errors.Join(os.MkdirAll(*root, 0o700), os.Chmod(*root, 0o700)); err != nil {
 		klog.ErrorS(err, "cannot make the volume root", "root", *root)
 		os.Exit(1)
 	}
