@@ -66,7 +66,7 @@ host_network() {
   sysctl -qw net.ipv4.conf.default.rp_filter=1
   # A new pod's quarantine (hack/cluster/cni/kubecircus-quarantine): the CNI plug-in puts its
   # address in this set for its first seconds; the raw table drops it before conntrack sees it.
-  ipset -exist create kubecircus-quarantine hash:ip timeout 2
+  ipset -exist create kubecircus-quarantine hash:ip timeout 2  # each entry carries its own
   iptables -w -t raw -N KUBECIRCUS-QUARANTINE 2>/dev/null || true
   iptables -w -t raw -F KUBECIRCUS-QUARANTINE
   iptables -w -t raw -A KUBECIRCUS-QUARANTINE -m set --match-set kubecircus-quarantine src -j DROP
@@ -99,7 +99,7 @@ write_configs() {
     {"type": "ptp", "ipMasq": false, "mtu": 1500,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$NODE_POD_CIDR"}]],
               "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$STATE/cni/ipam"}},
-    {"type": "kubecircus-quarantine", "seconds": 2},
+    {"type": "kubecircus-quarantine", "seconds": 3},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }

@@ -86,9 +86,9 @@ class OperatorConfig:
     probe_timeout_seconds: float = setting(0.5, "isolation.probeTimeoutSeconds")
     isolation_wait_seconds: float = setting(10.0, "isolation.waitSeconds")
     #: Every door must stay closed this long in a row: longer than any hold on a new pod's
-    #: traffic (the local cluster's 2 s quarantine, an enforcer that drops unknown pods), after
+    #: traffic (the local cluster's 3 s quarantine, an enforcer that drops unknown pods), after
     #: which a matching allow policy would open doors.
-    isolation_settle_seconds: float = setting(3.0, "isolation.settleSeconds")
+    isolation_settle_seconds: float = setting(4.0, "isolation.settleSeconds")
     #: More host:port doors the proof must find closed, comma-separated (e.g. a proxy).
     extra_probes: str = setting("", '=join "," .Values.isolation.extraProbes | quote')
     #: The object store (S3 + STS): host:port, TLS, region, kubecircus's bucket.
