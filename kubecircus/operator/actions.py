@@ -25,6 +25,18 @@ class PatchStatus:
 @dataclass(frozen=True)
 class Create:
     manifest: dict[str, Any]
+    #: A head start, not a need: a refusal (quota, a policy, a taken name) is logged and the
+    #: plan goes on; the child is made the ordinary way later, and refused there if it must be.
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ShortenDeadline:
+    """Lower a pod's activeDeadlineSeconds (counted from its start) to ``seconds``; the API
+    server only lets it go down, so a replay of the same decision changes nothing."""
+
+    pod: str
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,17 @@ class SetFinalizer:
     present: bool
 
 
-Action = PatchStatus | Create | Delete | Warn | MintCredentials | StoreLog | DeleteObjects | SetFinalizer
+Action = (
+    PatchStatus
+    | Create
+    | Delete
+    | Warn
+    | MintCredentials
+    | StoreLog
+    | DeleteObjects
+    | SetFinalizer
+    | ShortenDeadline
+)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import builders
-from .actions import Create, Delete, Event, PatchStatus, Warn
+from .actions import Create, Delete, Event, PatchStatus, ShortenDeadline, Warn
 from .api import GROUP, VERSION, Plugin, PluginJob
 from .observe import Children, PodView
 from .steps import run_log_tail
@@ -218,7 +218,10 @@ class Kube:
     # --- writing ------------------------------------------------------------------------------
 
     def apply(
-        self, job: PluginJob, action: PatchStatus | Create | Delete | Warn, version: str | None
+        self,
+        job: PluginJob,
+        action: PatchStatus | Create | Delete | Warn | ShortenDeadline,
+        version: str | None,
     ) -> str | None:
         """Apply one action; returns the job's resourceVersion after it (status patches move it)."""
         if isinstance(action, PatchStatus):
@@ -226,7 +229,14 @@ class Kube:
             if action.event:
                 self.event(job, action.event)
         elif isinstance(action, Create):
-            self._create(action.manifest)
+            try:
+                self._create(action.manifest)
+            except Refused as refusal:
+                if not action.optional:
+                    raise
+                log.info("%s: not made ahead (%s); made when its step begins", job.key, refusal)
+        elif isinstance(action, ShortenDeadline):
+            self.shorten_deadline(job.namespace, action.pod, action.seconds)
         elif isinstance(action, Delete):
             self._delete(job.namespace, action.kind, action.name, action.grace)
         else:
@@ -302,6 +312,17 @@ class Kube:
             if len(self._standing) > 10_000:
                 self._standing.clear()
             self._standing[kind, namespace, name] = time.monotonic()
+
+    def shorten_deadline(self, namespace: str, name: str, seconds: int) -> None:
+        """A pod gone (404) has no deadline to keep; a refused raise (422: a replay whose clock
+        moved on) leaves the lower value already set."""
+        body = {"spec": {"activeDeadlineSeconds": max(1, seconds)}}
+        try:
+            self.core.patch_namespaced_pod(name, namespace, body)
+        except ApiException as exc:
+            if exc.status not in (404, 422):
+                raise
+            log.info("deadline of pod %s/%s left as it is: %s", namespace, name, _refusal(exc))
 
     def _check_taken_name(self, kind: str, namespace: str, manifest: dict[str, Any]) -> None:
         """A create found the name taken: idempotent when the object is the job's own (made by

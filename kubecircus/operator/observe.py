@@ -21,6 +21,8 @@ class ContainerView:
     message: str | None = None
     #: The image that runs, by digest (containerStatuses[].imageID).
     image_id: str | None = None
+    #: When it ended (state.terminated.finishedAt).
+    finished_at: datetime | None = None
 
     @property
     def terminated(self) -> bool:
@@ -41,6 +43,8 @@ class PodView:
     deleted_at: datetime | None = None
     #: The scheduler's words when it cannot place the pod (PodScheduled False).
     unschedulable: str | None = None
+    #: When the kubelet took the pod on (status.startTime): its activeDeadlineSeconds count from here.
+    started_at: datetime | None = None
 
     def container(self, name: str) -> ContainerView | None:
         return next((c for c in (*self.init_containers, *self.containers) if c.name == name), None)
@@ -78,6 +82,7 @@ class PodView:
                         waiting_reason=wait.get("reason"),
                         message=(term.get("message") or wait.get("message") or None),
                         image_id=c.get("imageID") or None,
+                        finished_at=_time(term.get("finishedAt")),
                     )
                 )
             return tuple(out)
@@ -97,6 +102,7 @@ class PodView:
             created=_time(pod["metadata"].get("creationTimestamp")),
             deleted_at=_time(pod["metadata"].get("deletionTimestamp")),
             unschedulable=unschedulable,
+            started_at=_time(status.get("startTime")),
             containers=views("containerStatuses"),
             init_containers=views("initContainerStatuses"),
         )

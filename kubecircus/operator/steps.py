@@ -8,13 +8,25 @@ crash of the step is an infrastructure retry. The plug-in is judged by its conta
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from kubecircus.objectstore import layout, policy
 from kubecircus.worker.report import JOB_FAULTS, Report, decode
 
-from . import builders
-from .actions import Action, Create, Delete, Event, MintCredentials, PatchStatus, Plan, StoreLog, Warn
+from . import builders, pods
+from .actions import (
+    Action,
+    Create,
+    Delete,
+    Event,
+    MintCredentials,
+    PatchStatus,
+    Plan,
+    ShortenDeadline,
+    StoreLog,
+    Warn,
+)
 from .api import Phase
 from .observe import IMAGE_UNAVAILABLE, PodView
 from .transitions import (
@@ -62,9 +74,18 @@ def advance(s: Situation, moved: PatchStatus, phase: Phase, *after: Action) -> P
     ``after`` (the finished step's pod going) comes last. A crash before the patch finds the
     finished step's pod still there, takes the same decision again and adopts the pod it made
     (its name is fixed per job and step), exactly as ``launch`` does. Where the pod cannot be
-    made in this round, only the move is written and ``launch`` makes it next round."""
+    made in this round, only the move is written and ``launch`` makes it next round. A plug-in
+    pod made early (``jobs.overlapStaging``) is launched already: only its deadline is cut."""
     ahead = dataclasses.replace(s, job=moved_job(s.job, moved.patch))
-    actions, made = pod_actions(ahead, phase) if not s.children.workspace_terminating else ([], False)
+    early = s.children.pods.get("run") if phase == Phase.RUNNING else None
+    if early is not None:
+        if early.deleting:
+            return Plan().add(moved, *after)  # the next round waits for it to go, then launches
+        actions, made = [*early_deadline(s, early), *_clamped(s)], True
+    elif s.children.workspace_terminating:
+        actions, made = [], False
+    else:
+        actions, made = pod_actions(ahead, phase)
     if not made or not s.children.workspace:
         return Plan().add(moved, *after)
     launched = PatchStatus({**moved.patch, "launched": phase.value}, moved.event)
@@ -98,27 +119,51 @@ def pod_actions(s: Situation, phase: Phase) -> tuple[list[Action], bool]:
         inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
         stage_policy = policy.stage_policy(job.namespace, inputs, config.store_bucket)
         plan.add(_credentials(s, "stage", stage_policy, config.stage_deadline_seconds))
-        manifest = builders.stage_pod(job, s.plugin, config)
+        stage = Create(pods.stage_pod(job, s.plugin, config))
+        if not config.overlap_staging or "run" in s.children.pods:
+            return [*plan.actions, stage], True
+        # after the stage pod (the plug-in pod prefers its node) and the job's deny-all policy
+        early = pods.run_pod(job, s.plugin, config, effective_timeout(job, s.plugin), early=True)
+        return [*plan.actions, stage, Create(early, optional=True)], True
     elif phase == Phase.RUNNING:
         if not s.children.policy:  # the deny-all policy must exist before the plug-in pod
             return [*plan.actions, Create(builders.isolation_policy(job))], False
-        manifest = builders.run_pod(job, s.plugin, config, effective_timeout(job, s.plugin))
-        if job.spec.timeout_seconds and job.spec.timeout_seconds > s.plugin.spec.timeout_seconds:
-            plan.add(
-                Warn(
-                    Event(
-                        "Warning",
-                        "TimeoutClamped",
-                        f"spec.timeoutSeconds {job.spec.timeout_seconds} is above the plug-in's "
-                        f"{s.plugin.spec.timeout_seconds}; the plug-in's limit applies",
-                    )
-                )
-            )
+        manifest = pods.run_pod(job, s.plugin, config, effective_timeout(job, s.plugin))
+        plan.add(*_clamped(s))
     else:
         collect_policy = policy.collect_policy(job.namespace, job.uid, config.store_bucket)
         plan.add(_credentials(s, "collect", collect_policy, config.collect_deadline_seconds))
-        manifest = builders.collect_pod(job, s.plugin, config)
+        manifest = pods.collect_pod(job, s.plugin, config)
     return [*plan.actions, Create(manifest)], True
+
+
+def _clamped(s: Situation) -> list[Action]:
+    job, plugin = s.job, s.plugin
+    assert plugin is not None
+    if not job.spec.timeout_seconds or job.spec.timeout_seconds <= plugin.spec.timeout_seconds:
+        return []
+    message = (
+        f"spec.timeoutSeconds {job.spec.timeout_seconds} is above the plug-in's "
+        f"{plugin.spec.timeout_seconds}; the plug-in's limit applies"
+    )
+    return [Warn(Event("Warning", "TimeoutClamped", message))]
+
+
+def early_deadline(s: Situation, run: PodView) -> list[Action]:
+    """An early plug-in pod's deadline once staging is over: the plug-in's timeout from the
+    moment staging ended (its stage container's finish, so a replay computes the same), or
+    from the pod's start if it started later. Deadlines count from the pod's start."""
+    assert s.plugin is not None
+    if run.phase in ("Succeeded", "Failed"):
+        return []
+    timeout = effective_timeout(s.job, s.plugin)
+    if run.started_at is None:
+        return [ShortenDeadline(run.name, timeout)]
+    stage = s.children.pods.get("stage")
+    container = stage.container("stage") if stage is not None else None
+    ended = container.finished_at if container is not None and container.finished_at else s.now
+    waited = max(0, math.ceil((ended - run.started_at).total_seconds()))
+    return [ShortenDeadline(run.name, timeout + waited)]
 
 
 def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:

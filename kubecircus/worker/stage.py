@@ -273,7 +273,7 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path, scratc
         return Report("stage", "InputInvalid", str(err))
     finally:
         stager.cache.finish()  # volumes converted before a refusal are still worth keeping
-    write_manifest(workspace, details, digests)
+    write_manifest(workspace, details, digests, task.get("attempt"))
     total = sum(d["bytes"] for d in details)
     hits = sum(1 for d in details if d["cacheHit"])
     return Report(

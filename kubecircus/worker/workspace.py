@@ -62,15 +62,21 @@ def reset_workspace(workspace: Path) -> None:
 
 
 def write_manifest(
-    workspace: Path, inputs: list[dict[str, Any]], known: dict[str, str] | None = None
+    workspace: Path,
+    inputs: list[dict[str, Any]],
+    known: dict[str, str] | None = None,
+    attempt: int | None = None,
 ) -> dict[str, Any]:
-    """Record every in/ file; ``known`` sha256s (by file name) spare hashing them again."""
+    """Record every in/ file; ``known`` sha256s (by file name) spare hashing them again. Written
+    last, whole (a rename): an early plug-in pod takes it, with its ``attempt``, as staging's end."""
     known = known or {}
     files = {}
     for path in sorted((workspace / "in").iterdir()):
         digest = known.get(path.name) or file_digest(path)
         files[f"in/{path.name}"] = {"size": path.stat().st_size, "sha256": digest}
-    manifest = {"version": 1, "files": files, "inputs": inputs}
+    manifest: dict[str, Any] = {"version": 1, "files": files, "inputs": inputs}
+    if attempt is not None:
+        manifest["attempt"] = attempt
     temporary = workspace / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(temporary, workspace / MANIFEST)
@@ -79,6 +85,17 @@ def write_manifest(
 
 def read_manifest(workspace: Path) -> dict[str, Any]:
     return json.loads((workspace / MANIFEST).read_text())
+
+
+def claim_run(workspace: Path, attempt: int) -> bool:
+    """Mark ``attempt``'s plug-in as started; False when a pod already did. The mark sits at the
+    workspace root, which no plug-in mounts, and outlives the pods: a plug-in pod made again for
+    the same attempt (one deleted by hand after its plug-in started) never runs it twice."""
+    try:
+        os.close(os.open(workspace / f".run-{attempt}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def manifest_problems(workspace: Path, manifest: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
-from kubecircus.operator import builders
+from kubecircus.operator import builders, pods
 from kubecircus.operator.config import OperatorConfig
 
 from jobbuilders import JobBuilder, plugin
@@ -86,7 +86,7 @@ def test_the_operator_identity_may_create_what_it_builds_and_nothing_wider(guard
     config = OperatorConfig(identity="t", store_endpoint="store:9000")
     job = JobBuilder("guarded", namespace=ns).phase("Running").build()
     plug = plugin()
-    privileged = builders.run_pod(job, plug, config, 60)
+    privileged = pods.run_pod(job, plug, config, 60)
     privileged["metadata"]["name"] = "privileged"
     privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     deadline = time.monotonic() + 30  # the API server loads admission policies asynchronously
@@ -96,9 +96,9 @@ def test_the_operator_identity_may_create_what_it_builds_and_nothing_wider(guard
 
     # everything the operator builds passes
     for pod in (
-        builders.stage_pod(job, plug, config),
-        builders.run_pod(job, plug, config, 60),
-        builders.collect_pod(job, plug, config),
+        pods.stage_pod(job, plug, config),
+        pods.run_pod(job, plug, config, 60),
+        pods.collect_pod(job, plug, config),
     ):
         assert _refusal(core.create_namespaced_pod, ns, pod) is None, pod["metadata"]["name"]
     assert _refusal(networking.create_namespaced_network_policy, ns, builders.isolation_policy(job)) is None
@@ -112,13 +112,13 @@ def test_the_operator_identity_may_create_what_it_builds_and_nothing_wider(guard
 
     # what a compromised operator would try
     assert "never privileged" in _refusal(core.create_namespaced_pod, ns, privileged)
-    host = builders.stage_pod(job, plug, config)
+    host = pods.stage_pod(job, plug, config)
     host["spec"]["hostNetwork"] = True
     assert "host namespaces" in _refusal(core.create_namespaced_pod, ns, host)
-    token = builders.stage_pod(job, plug, config)
+    token = pods.stage_pod(job, plug, config)
     token["spec"]["automountServiceAccountToken"] = True
     assert "token" in _refusal(core.create_namespaced_pod, ns, token)
-    stealing = builders.stage_pod(job, plug, config)
+    stealing = pods.stage_pod(job, plug, config)
     stealing["spec"]["volumes"].append({"name": "loot", "secret": {"secretName": "someone-elses"}})
     assert "step store Secrets" in _refusal(core.create_namespaced_pod, ns, stealing)
     minted = {

@@ -100,29 +100,55 @@ def test_a_missing_plugin_fails_the_job_clearly():
     assert "no Plugin named 'nope'" in patch["message"]
 
 
-def test_staging_mints_credentials_then_creates_the_pod_then_records_the_launch():
-    job = JobBuilder("j").phase("Staging").build()
+def test_staging_mints_credentials_then_creates_the_pods_then_records_the_launch():
+    job = JobBuilder("j").phase("Staging", attempt=1).build()
     actions = decide(job)
     assert [type(a).__name__ for a in actions] == [
         "Create",
         "Create",
         "MintCredentials",
         "Create",
+        "Create",
         "PatchStatus",
     ]
     assert created_kinds(actions) == [
         ("PersistentVolumeClaim", child_name(job, "ws")),
-        ("NetworkPolicy", child_name(job, "isolation")),  # long before the plug-in pod
+        ("NetworkPolicy", child_name(job, "isolation")),  # before the plug-in pod
         ("Pod", child_name(job, "stage")),
+        ("Pod", child_name(job, "run")),  # early: its start overlaps staging
     ]
     assert child_name(job, "stage") == f"j-{job.uid[:8]}-stage"
-    mint = actions[2]
-    assert actions[4].patch == {"launched": "Staging"}
+    mint, stage, early = actions[2], actions[3], actions[4]
+    assert not stage.optional and early.optional  # a refused head start is not the job's failure
+    assert json.loads(stage.manifest["spec"]["containers"][0]["env"][0]["value"])["attempt"] == 1
+    (prepare,) = early.manifest["spec"]["initContainers"]
+    task = json.loads(prepare["env"][0]["value"])
+    wait = CONFIG.stage_deadline_seconds + 60
+    assert task["attempt"] == 1 and task["awaitStagingSeconds"] == wait
+    # the deadline covers the wait; cut to the timeout when staging ends (test_steps)
+    assert early.manifest["spec"]["activeDeadlineSeconds"] == plugin().spec.timeout_seconds + wait
+    affinity = early.manifest["spec"]["affinity"]["podAffinity"]
+    (term,) = affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"]["kubecircus.io/role"] == "stage"
+    assert actions[5].patch == {"launched": "Staging"}  # one write for both pods
     assert (
         mint.manifest["metadata"]["name"] == child_name(job, "stage-store")
         and "dicom/team/s1/*" in mint.policy
     )
     assert mint.seconds == CONFIG.stage_deadline_seconds + 60
+
+
+def test_without_overlap_staging_makes_only_the_stage_pod():
+    config = OperatorConfig(identity="t", store_endpoint="store:9000", overlap_staging=False)
+    job = JobBuilder("j").phase("Staging").build()
+    assert [kind for kind, _ in created_kinds(decide(job, config=config))].count("Pod") == 1
+
+
+def test_a_replayed_staging_launch_does_not_make_the_early_pod_again():
+    # the operator died after making both pods, before the status write
+    job = JobBuilder("j").phase("Staging").build()
+    children = Children(pods={"run": pod(child_name(job, "run"), "Pending")}, workspace=True, policy=True)
+    assert created_kinds(decide(job, children)) == [("Pod", child_name(job, "stage"))]
 
 
 def test_nothing_launches_while_the_last_workspace_is_being_deleted():
@@ -507,21 +533,19 @@ def test_every_pod_of_a_job_goes_where_its_plugin_can_run(gpus):
         ],
     }
     plug = plugin(**spec)
-    pods = {}
+    pods = []
     for phase, children in [
         ("Staging", Children(workspace=True, policy=True)),
         ("Running", Children(workspace=True, policy=True)),
         ("Collecting", Children(workspace=True, policy=True)),
     ]:
         job = JobBuilder("j").phase(phase, pluginSpec=plug.spec.model_dump(by_alias=True, exclude_none=True))
-        (pod_manifest,) = [
-            a.manifest
-            for a in decide(job.build(), children, plug=plug, config=config)
-            if isinstance(a, Create) and a.manifest["kind"] == "Pod"
-        ]
-        pods[phase] = pod_manifest["spec"]
+        for a in decide(job.build(), children, plug=plug, config=config):
+            if isinstance(a, Create) and a.manifest["kind"] == "Pod":
+                pods.append((a.manifest["metadata"]["name"], a.manifest["spec"]))
+    assert len(pods) == 4  # stage, the early run pod, run, collect
     wanted = {"example.org/scanner-lab": "b", **({"nvidia.com/gpu.present": "true"} if gpus else {})}
-    for phase, spec_ in pods.items():
+    for phase, spec_ in pods:
         assert spec_["nodeSelector"] == wanted, phase
         assert spec_["tolerations"] == [
             {"key": "dedicated", "operator": "Equal", "value": "imaging", "effect": "NoSchedule"}

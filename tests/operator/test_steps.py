@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 import pytest
 
-from kubecircus.operator.actions import Create, Delete, PatchStatus
-from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.operator.actions import Create, Delete, PatchStatus, ShortenDeadline, Warn
+from kubecircus.operator.observe import Children, ContainerView, PodView
 from kubecircus.operator.transitions import KILL_GRACE
 from kubecircus.worker.report import Report, encode
 
-from jobbuilders import JobBuilder, decide, pod, statuses
+from jobbuilders import NOW, JobBuilder, decide, plugin, pod, statuses
 
 INPUT = {
     "id": 0,
@@ -231,3 +234,69 @@ def test_a_retry_also_removes_a_later_step_pod_made_before_a_crash():
     (patch,) = statuses(actions)
     assert patch["attempt"] == 1 and "vanished" in patch["message"]
     assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions  # never two steps at once
+
+
+# --- an early plug-in pod (jobs.overlapStaging) ---------------------------------------------
+
+
+def _early(run: PodView, job_timeout: int | None = None):
+    spec = {"timeoutSeconds": job_timeout} if job_timeout else {}
+    job = JobBuilder("j", uid="0123abcd-ef").spec(**spec).phase("Staging", launched="Staging").build()
+    done = dataclasses.replace(
+        reported("stage", Report("stage", message="staged", details={"inputs": [INPUT]})),
+        finished_at=NOW - timedelta(seconds=2),
+    )
+    stage = pod("j-stage", "Succeeded", stage=done)
+    return job, Children(pods={"stage": stage, "run": run}, workspace=True, policy=True)
+
+
+def test_a_staged_job_with_an_early_plugin_pod_cuts_its_deadline_and_makes_no_pod():
+    run = PodView("j-run", "Pending", started_at=NOW - timedelta(seconds=9.5))
+    job, children = _early(run)
+    actions = decide(job, children)
+    assert [type(a).__name__ for a in actions] == ["Delete", "ShortenDeadline", "PatchStatus", "Delete"]
+    # the plug-in's timeout counts from staging's end: the pod waited 7.5 s of its life for it
+    assert actions[1] == ShortenDeadline("j-run", plugin().spec.timeout_seconds + 8)
+    assert actions[2].patch["phase"] == "Running" and actions[2].patch["launched"] == "Running"
+    assert actions[3] == Delete("Pod", "j-stage")
+    assert decide(job, children) == actions  # a replay computes the same deadline
+
+
+def test_an_early_pod_not_started_yet_gets_the_plain_timeout_and_a_clamp_is_still_told():
+    job, children = _early(PodView("j-run", "Pending"), job_timeout=10**6)
+    actions = decide(job, children)
+    assert ShortenDeadline("j-run", plugin().spec.timeout_seconds) in actions
+    assert [a.event.reason for a in actions if isinstance(a, Warn)] == ["TimeoutClamped"]
+
+
+def test_an_early_pod_that_already_ended_is_judged_as_the_run_step_next():
+    failed = PodView(
+        "j-run",
+        "Failed",
+        init_containers=(reported("prepare", Report("prepare", "IsolationBreach", "reached store:9000")),),
+    )
+    job, children = _early(failed)
+    actions = decide(job, children)
+    assert not [a for a in actions if isinstance(a, ShortenDeadline | Create)]
+    (patch,) = statuses(actions)
+    assert patch["launched"] == "Running"
+    running = JobBuilder("j", uid="0123abcd-ef").phase("Running", launched="Running").build()
+    (judged,) = statuses(decide(running, Children(pods={"run": failed}, workspace=True, policy=True)))
+    assert (judged["phase"], judged["reason"]) == ("Failed", "IsolationBreach")
+
+
+def test_an_early_pod_being_deleted_is_not_taken_as_launched():
+    job, children = _early(PodView("j-run", "Running", deleting=True))
+    actions = decide(job, children)
+    (patch,) = statuses(actions)
+    assert patch["phase"] == "Running" and patch["launched"] is None  # made again once it is gone
+    assert not [a for a in actions if isinstance(a, ShortenDeadline | Create)]
+
+
+def test_a_stage_retry_removes_the_early_plugin_pod():
+    job, children = _early(PodView("j-run", "Running"))
+    crashed = pod("j-stage", "Failed", stage=reported("stage", Report("stage", "Error", "KeyError: x")))
+    actions = decide(job, dataclasses.replace(children, pods={**children.pods, "stage": crashed}))
+    (patch,) = statuses(actions)
+    assert patch["attempt"] == 1
+    assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions

@@ -203,3 +203,42 @@ def test_a_door_that_opens_after_a_while_is_caught_within_the_settle_time(worksp
     server.close()
     assert report.reason == "IsolationBreach" and "open: connected" in report.message
     assert report.details["rounds"] >= 3
+
+
+# --- an early plug-in pod: waiting for staging, one start per attempt ---------------------------
+
+
+def test_an_early_pod_waits_for_its_own_attempts_manifest(workspace, monkeypatch):
+    monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
+    write_manifest(workspace, [{"id": 0}], attempt=0)  # a previous attempt's staging
+    task = {**_task(_closed_port()), "attempt": 1, "awaitStagingSeconds": 30}
+
+    def stage_finishes():
+        time.sleep(1.0)
+        write_manifest(workspace, [{"id": 0}], attempt=1)
+
+    writer = threading.Thread(target=stage_finishes)
+    started = time.monotonic()
+    writer.start()
+    report = prepare.run(task, workspace, NO_ENV)
+    writer.join()
+    assert report.ok, report.message
+    assert time.monotonic() - started >= 1.0  # not released by attempt 0's manifest
+    assert (workspace / ".run-1").exists()
+
+
+def test_staging_that_never_finishes_is_an_infrastructure_error(workspace, monkeypatch):
+    monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
+    task = {**_task(_closed_port()), "attempt": 2, "awaitStagingSeconds": 0.5}
+    report = prepare.run(task, workspace, NO_ENV)
+    assert report.reason == "Error" and "staging did not finish within" in report.message
+    assert not (workspace / ".run-2").exists()  # nothing started: the attempt is not used up
+
+
+def test_a_second_pod_of_the_same_attempt_never_starts_the_plugin(workspace, monkeypatch):
+    monkeypatch.setattr(isolation, "resolv_conf", lambda: "")
+    task = {**_task(_closed_port()), "attempt": 0}
+    assert prepare.run(task, workspace, NO_ENV).ok
+    again = prepare.run(task, workspace, NO_ENV)
+    assert again.reason == "Error" and "already started the plug-in of attempt 1" in again.message
+    assert prepare.run({**task, "attempt": 1}, workspace, NO_ENV).ok  # a retry is a new attempt

@@ -23,7 +23,7 @@ NS = "team-s"
 
 
 def _task(*inputs: dict, **limits) -> dict:
-    return {"namespace": NS, "inputs": list(inputs), "limits": limits}
+    return {"namespace": NS, "attempt": 2, "inputs": list(inputs), "limits": limits}
 
 
 def _stage(mint, tmp_path: Path, *inputs: dict, **limits):
@@ -74,6 +74,7 @@ def test_two_inputs_are_staged_exactly_as_a_local_conversion_and_cached(
     assert (ws / "out").is_dir() and not any((ws / "out").iterdir())
     manifest = read_manifest(ws)
     assert manifest_problems(ws, manifest) == []
+    assert manifest["attempt"] == 2  # what an early plug-in pod waits for
     details = report.details["inputs"]
     assert [d["cacheHit"] for d in details] == [False, False]
     assert details[0]["size"] == [40, 32, 12] and details[1]["size"] == [24, 24, 4]

@@ -15,6 +15,7 @@ One KUBECIRCUS_<FIELD> per setting the chart controls; values.yaml documents eac
 - {name: KUBECIRCUS_PENDING_DEADLINE_SECONDS, value: {{ .Values.jobs.pendingDeadlineSeconds | int64 | quote }}}
 - {name: KUBECIRCUS_STAGE_DEADLINE_SECONDS, value: {{ .Values.jobs.stageDeadlineSeconds | int64 | quote }}}
 - {name: KUBECIRCUS_COLLECT_DEADLINE_SECONDS, value: {{ .Values.jobs.collectDeadlineSeconds | int64 | quote }}}
+- {name: KUBECIRCUS_OVERLAP_STAGING, value: {{ .Values.jobs.overlapStaging | quote }}}
 - {name: KUBECIRCUS_STORE_RETRY_SECONDS, value: {{ .Values.jobs.storeRetrySeconds | int64 | quote }}}
 - {name: KUBECIRCUS_MAX_INLINE_RESULTS_BYTES, value: {{ .Values.jobs.maxInlineResultsBytes | int64 | quote }}}
 - {name: KUBECIRCUS_MAX_RESULTS_BYTES, value: {{ .Values.jobs.maxResultsBytes | int64 | quote }}}
