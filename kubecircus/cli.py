@@ -10,12 +10,15 @@ bad input.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import gc
 import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from kubecircus import __version__
 from kubecircus.client.defaults import COMMANDS as CLIENT_COMMANDS
@@ -119,6 +122,28 @@ def _configure_logging(verbosity: int, quiet_pydicom: bool) -> None:
         warnings.simplefilter("ignore")
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one conversion, and skipped at exit.
+
+    A conversion makes hundreds of thousands of objects (the imports, pydicom datasets) and
+    almost no reference cycles (a few dozen objects for 1,200 slices), so the collector's passes
+    over every live object are wasted: ~50 ms from start to exit, most of it the collection
+    at interpreter exit. Forked header workers inherit the setting and so do not copy the
+    parent's pages to update its bookkeeping. What is alive at exit is frozen (``gc.freeze``),
+    so the final collection skips it; a caller that runs ``main`` in its own long-lived process
+    gets its collector back when the conversion ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    atexit.register(gc.freeze)
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _convert(args: argparse.Namespace) -> int:
     from kubecircus.converter import ConversionError, convert
 
@@ -157,11 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kubecircus.worker.main import main as worker_main
 
         return worker_main(args.step)
-    _configure_logging(args.verbose, quiet_pydicom=args.command == "convert")
+    if args.command == "convert":
+        with _collector_paused():  # from before pydicom is imported (for its logger)
+            _configure_logging(args.verbose, quiet_pydicom=True)
+            return _convert(args)
+    _configure_logging(args.verbose, quiet_pydicom=False)
     if args.command in CLIENT_COMMANDS:
         return _client(args)
-    if args.command == "convert":
-        return _convert(args)
     if args.command == "crds":
         return _crds(args)
     if args.command == "generate":
