@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import shutil
 import statistics
@@ -29,6 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicomfactory import SeriesSpec, make_slices, save
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The kubecircus entry point imports the package its editable install points at, which is
+#: another checkout when this one is a git worktree sharing the virtualenv: put this tree first.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 SITK_SCRIPT = textwrap.dedent(
     """
@@ -66,6 +73,7 @@ def timed(command: list[str]) -> tuple[float, int]:
         text=True,
         encoding="utf-8",
         check=False,
+        env=ENV,
     )
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {done.stderr[-2000:]}")
@@ -98,7 +106,7 @@ def _pss_kib(pid: int) -> int:
 
 def tree_peak(command: list[str]) -> int:
     """Peak total PSS (KiB) of the process tree of one (untimed) run, sampled every 5 ms."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     peak = 0
 
     def sample() -> None:

@@ -9,6 +9,7 @@ the headers alone; only when they do not are the values themselves examined (a f
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,3 +202,56 @@ def to_element_type(values: np.ndarray, element_type: str) -> np.ndarray:
     if dtype.kind in "iu" and values.dtype.kind == "f":
         values = np.rint(values)
     return values.astype(dtype)
+
+
+def read_element_into(header: SliceHeader, element_type: str, out: np.ndarray) -> np.ndarray | None:
+    """``element_values(read_stored(header), ...)`` read into ``out`` (a reused byte buffer).
+
+    Allocating two fresh arrays per slice (the stored values, then the converted ones) cost
+    more CPU than reading, hashing and writing them: every new 512x512 array is page-faulted in
+    again. Here the stored bytes are read straight into ``out`` and, for an integer rescale in
+    the element type's own width (the usual CT case), converted in place with the same wrapping
+    arithmetic as :func:`element_values`, so the bytes are the same. Anything else (compressed
+    or big-endian data, other widths, float output, a short or unreadable file) returns None and
+    the caller takes the general route, which also raises the errors it always raised.
+    """
+    native = {8: "u1", 16: "<u2", 32: "<u4"}.get(header.bits_allocated)
+    dtype = ELEMENT_DTYPES[element_type]
+    if header.pixel_offset is None or native is None or dtype.kind not in "iu" or not dtype.isnative:
+        return None
+    stored = np.dtype(native.replace("u", "i") if header.pixel_representation else native)
+    nbytes = header.rows * header.columns * stored.itemsize
+    slope, intercept = header.slope, header.intercept
+    identity = slope == 1 and intercept == 0
+    if (
+        stored.itemsize != dtype.itemsize
+        or not stored.isnative
+        or (header.pixel_length or 0) < nbytes
+        or out.nbytes < nbytes
+        or not (identity or (float(slope).is_integer() and float(intercept).is_integer()))
+        or not all(_INT64[0] <= int(v) <= _INT64[1] for v in (slope, intercept))
+    ):
+        return None
+    target = out[:nbytes]
+    try:
+        fd = os.open(header.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            got = 0
+            while got < nbytes and (n := os.preadv(fd, [target[got:]], header.pixel_offset + got)):
+                got += n
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    if got < nbytes:
+        return None
+    if not identity:
+        # element_values' same-width route: stored bits as unsigned, times slope plus intercept.
+        bits = dtype.itemsize * 8
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        slope_, intercept_ = (unsigned.type(int(v) % 2**bits) for v in (slope, intercept))
+        residue = target.view(unsigned)
+        if slope_ != 1:
+            np.multiply(residue, slope_, out=residue)
+        np.add(residue, intercept_, out=residue)
+    return target

@@ -1,11 +1,13 @@
 """Streaming the slices into ``{id}.raw`` and hashing them, overlapped in background threads.
 
-Per slice: read (``np.fromfile`` or a pydicom decoder), convert to the element type, hash
-(sha256), write, and hand to ``tee``. Reading, numpy conversion, hashing and writing all
+Per slice: read (into a reused buffer, or ``np.fromfile``/a pydicom decoder), convert to the
+element type, hash (sha256), write, and hand to ``tee``. Reading, numpy conversion, hashing and writing all
 release the GIL, so they run in threads at once instead of one after another: decoder threads
 prepare the next slices while one thread hashes and another writes (and tees) the slices
 before them, in order. The caller's thread stays free for work of its own meanwhile (the tag
-dump). Only a bounded window of slices is ever in memory.
+dump). Only a bounded window of slices is ever in memory: uncompressed slices are read into a
+small pool of buffers that go back to the pool once hashed and written (``pixels.read_element_into``:
+fresh arrays per slice cost more than all the rest of the work).
 
 Errors are those of the plain loop it replaces: the first slice in volume order that cannot be
 read; else the first failure of writing (or of ``tee``). Slices are still read to the end after
@@ -25,11 +27,34 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .pixels import element_values, read_stored
+from .pixels import ELEMENT_DTYPES, element_values, read_element_into, read_stored
 from .scan import SliceHeader
 
 #: Slices queued for each of the hashing and writing threads.
 _QUEUED = 4
+
+
+class _Slot:
+    """A reusable slice buffer: handed to the hash and the write thread, free once both are done."""
+
+    def __init__(self, nbytes: int, free: queue.SimpleQueue[_Slot]) -> None:
+        self.buffer = np.empty(nbytes, np.uint8)
+        self._free = free
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def hand_out(self, users: int) -> None:
+        self._users = users
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self._free.put(self)
+
+
+_Item = tuple[np.ndarray, "_Slot | None"]
 
 
 def slice_bytes(header: SliceHeader, element_type: str) -> np.ndarray:
@@ -59,6 +84,10 @@ class RawStream:
         self._write_error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="raw-stream", daemon=True)
+        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._slots = 0
+        itemsize = ELEMENT_DTYPES[element_type].itemsize
+        self._slot_bytes = slices[0].rows * slices[0].columns * itemsize if slices else 0
 
     def start(self) -> RawStream:
         self._thread.start()
@@ -77,24 +106,53 @@ class RawStream:
             raise self._write_error
         return self._digest.hexdigest()
 
-    def _hash(self, chunks: queue.Queue[np.ndarray | None]) -> None:
-        while (chunk := chunks.get()) is not None:
-            self._digest.update(memoryview(chunk).cast("B"))
+    def _hash(self, chunks: queue.Queue[_Item | None]) -> None:
+        while (item := chunks.get()) is not None:
+            self._digest.update(memoryview(item[0]).cast("B"))
+            if item[1] is not None:
+                item[1].release()
 
-    def _write(self, chunks: queue.Queue[np.ndarray | None], out: BinaryIO) -> None:
+    def _write(self, chunks: queue.Queue[_Item | None], out: BinaryIO) -> None:
         try:
-            while (chunk := chunks.get()) is not None:
-                out.write(memoryview(chunk).cast("B"))
-                if self._tee is not None:
-                    self._tee(chunk.tobytes())
+            while (item := chunks.get()) is not None:
+                chunk, slot = item
+                try:
+                    out.write(memoryview(chunk).cast("B"))
+                    if self._tee is not None:
+                        self._tee(chunk.tobytes())
+                finally:
+                    if slot is not None:
+                        slot.release()
         except BaseException as exc:  # handed to finish()
             self._write_error = exc
-            while chunks.get() is not None:  # drain so the reader never blocks
-                pass
+            while (item := chunks.get()) is not None:  # drain so the reader never blocks
+                if item[1] is not None:
+                    item[1].release()
+
+    def _slot(self, limit: int) -> _Slot:
+        """A free buffer; a new one while fewer than ``limit`` exist (so no wait can last forever)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            if self._slots < limit:
+                self._slots += 1
+                return _Slot(self._slot_bytes, self._free)
+            return self._free.get()
+
+    def _decode(self, header: SliceHeader, slot: _Slot) -> _Item:
+        """One slice as written, in ``slot`` when it can be read there (else ``slot`` is freed)."""
+        try:
+            chunk = read_element_into(header, self._element_type, slot.buffer)
+        except Exception:  # the general route below raises what it always raised, if anything
+            chunk = None
+        if chunk is not None:
+            return chunk, slot
+        self._free.put(slot)
+        return slice_bytes(header, self._element_type), None
 
     def _run(self) -> None:
-        to_hash: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED)
-        to_write: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=_QUEUED)
+        to_hash: queue.Queue[_Item | None] = queue.Queue(maxsize=_QUEUED)
+        to_write: queue.Queue[_Item | None] = queue.Queue(maxsize=_QUEUED)
         with self._path.open("wb") as out:
             sinks = [
                 threading.Thread(target=self._hash, args=(to_hash,), name="raw-hash", daemon=True),
@@ -112,12 +170,13 @@ class RawStream:
                 for sink in sinks:
                     sink.join()
 
-    def _read_all(
-        self, to_hash: queue.Queue[np.ndarray | None], to_write: queue.Queue[np.ndarray | None]
-    ) -> None:
-        pending: deque[Future[np.ndarray]] = deque()
+    def _read_all(self, to_hash: queue.Queue[_Item | None], to_write: queue.Queue[_Item | None]) -> None:
+        pending: deque[Future[_Item]] = deque()
         upcoming = iter(self._slices)
         window = 2 * self._decoders + 2
+        # More buffers than the window: a slot is only ever waited for while some are queued for
+        # (or in) the hash and write threads, which free them without waiting for this thread.
+        limit = window + 2 * _QUEUED + 2
         with ThreadPoolExecutor(self._decoders, thread_name_prefix="raw-read") as pool:
             try:
                 while True:
@@ -125,13 +184,17 @@ class RawStream:
                         header = next(upcoming, None)
                         if header is None:
                             break
-                        pending.append(pool.submit(slice_bytes, header, self._element_type))
+                        pending.append(pool.submit(self._decode, header, self._slot(limit)))
                     if not pending:
                         return
-                    chunk = pending.popleft().result()
+                    item = pending.popleft().result()
                     if self._write_error is None:
-                        to_hash.put(chunk)
-                        to_write.put(chunk)
+                        if item[1] is not None:
+                            item[1].hand_out(2)
+                        to_hash.put(item)
+                        to_write.put(item)
+                    elif item[1] is not None:
+                        self._free.put(item[1])
             finally:
                 for future in pending:
                     future.cancel()

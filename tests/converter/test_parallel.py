@@ -236,6 +236,23 @@ def test_tee_gets_exactly_the_raw_bytes(tmp_path):
     assert b"".join(chunks) == result.raw.read_bytes()
 
 
+@pytest.mark.parametrize("decoders", [1, 2])
+def test_reused_slice_buffers_give_each_slice_its_own_bytes(tmp_path, decoders):
+    """More slices than the stream has buffers: each buffer is reused only once written and hashed."""
+    import hashlib
+
+    from kubecircus.converter.raw import RawStream, slice_bytes
+
+    write_series(SeriesSpec(slices=60, signed=False, value_range=(0, 4095), intercept=-1024), tmp_path / "in")
+    plan = plan_conversion(tmp_path / "in")
+    chunks: list[bytes] = []
+    stream = RawStream(plan.slices, "MET_SHORT", tmp_path / "0.raw", chunks.append, decoders).start()
+    digest = stream.finish()
+    expected = b"".join(slice_bytes(s, "MET_SHORT").tobytes() for s in plan.slices)
+    assert (tmp_path / "0.raw").read_bytes() == expected == b"".join(chunks)
+    assert digest == hashlib.sha256(expected).hexdigest()
+
+
 def test_the_first_unreadable_slice_in_volume_order_is_reported(tmp_path):
     """Slices are read ahead by several threads; the refusal is still the first bad one written."""
     datasets = make_slices(SeriesSpec(slices=9))

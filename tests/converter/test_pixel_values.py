@@ -210,3 +210,46 @@ def test_fast_element_values_are_the_general_route_bytes(stored):
                     continue
                 got = element_values(values, slope, intercept, element_type).tobytes()
             assert got == expected, (stored, element_type, slope, intercept)
+
+
+@pytest.mark.parametrize("stored", ["u1", "i1", "<u2", "<i2", "<u4", "<i4"])
+def test_slices_read_into_a_buffer_are_the_element_values_bytes(tmp_path, stored):
+    """The raw stream's in-place route gives element_values' bytes, or declines (None)."""
+    from dataclasses import replace
+
+    from kubecircus.converter.pixels import read_element_into
+    from kubecircus.converter.scan import read_header
+
+    info = np.iinfo(np.dtype(stored))
+    values = np.random.default_rng(5).integers(info.min, info.max, size=(20, 24), endpoint=True)
+    values.flat[:4] = [info.min, info.max, 0, 1]
+    values = values.astype(stored)
+    path = tmp_path / "slice.bin"
+    path.write_bytes(b"\xee" * 7 + values.tobytes() + b"\xee" * 3)
+    (header,) = (read_header(p) for p in write_series(SeriesSpec(slices=1), tmp_path / "series"))
+    header = replace(
+        header,
+        path=path,
+        pixel_offset=7,
+        pixel_length=values.nbytes,
+        bits_allocated=values.itemsize * 8,
+        pixel_representation=int(values.dtype.kind == "i"),
+    )
+    buffer = np.empty(values.nbytes + 5, np.uint8)
+    taken = 0
+    for element_type in DTYPES:
+        for slope, intercept in RESCALES:
+            with np.errstate(all="ignore"):
+                try:
+                    expected = element_values(values, slope, intercept, element_type).tobytes()
+                except OverflowError:
+                    expected = None
+                got = read_element_into(
+                    replace(header, slope=slope, intercept=intercept), element_type, buffer
+                )
+            if got is not None:
+                taken += 1
+                assert got.tobytes() == expected, (stored, element_type, slope, intercept)
+    assert taken > 0
+    assert read_element_into(replace(header, pixel_length=values.nbytes - 1), "MET_SHORT", buffer) is None
+    assert read_element_into(replace(header, path=tmp_path / "gone"), "MET_SHORT", buffer) is None
