@@ -110,25 +110,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_pydicom_without_requests() -> None:
-    """Import pydicom as a conversion needs it: without ``requests``.
-
-    pydicom imports ``requests`` at start-up (``pydicom.data.download``, for fetching its own
-    test files; without it, it falls back to urllib) and that import alone took ~50 ms of a
-    300-slice conversion's ~0.6 s. The converter never downloads anything, so while pydicom is
-    imported ``requests`` reads as absent; afterwards the block is lifted, and a later
-    ``import requests`` in this process works as usual.
-    """
-    if "pydicom" in sys.modules or "requests" in sys.modules:
-        return
-    sys.modules["requests"] = None  # type: ignore[assignment]  # import requests -> ImportError
-    try:
-        import pydicom  # noqa: F401
-    finally:
-        if sys.modules.get("requests", 0) is None:
-            del sys.modules["requests"]
-
-
 def _configure_logging(verbosity: int, quiet_pydicom: bool) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="kubecircus: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -211,7 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # products, which give the same bits on one thread (checked up to 100,000 rows).
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         with _collector_paused():  # from before pydicom is imported (for its logger)
-            _import_pydicom_without_requests()
             _configure_logging(args.verbose, quiet_pydicom=True)
             return _convert(args)
     _configure_logging(args.verbose, quiet_pydicom=False)

@@ -60,19 +60,3 @@ def test_dicomdir_is_ignored(tmp_path, cli):
 def test_version(cli):
     done = cli("--version")
     assert done.returncode == 0 and done.stdout.startswith("kubecircus ")
-
-
-def test_convert_imports_pydicom_without_requests_and_lifts_the_block():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from kubecircus.cli import _import_pydicom_without_requests as imp\n"
-        "imp()\n"
-        "assert 'pydicom' in sys.modules and 'requests' not in sys.modules\n"
-        "import requests\n"
-        "print('ok')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.stdout.strip() == "ok", done.stderr
