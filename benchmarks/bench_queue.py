@@ -250,6 +250,15 @@ def throughput(api, custom, core, ns: str, plugin: str, count: int) -> None:
     cores = os.cpu_count() or 1
     say(f"  CPU core-seconds per PluginJob      {job_cpu:7.1f}   (this machine, {cores} cores, all of it)")
     say(f"  CPU core-seconds per batch/v1 pod   {pod_cpu:7.1f}")
+    spans = []
+    for start, end in (("Staging", "Running"), ("Running", "Collecting"), ("Collecting", "Succeeded")):
+        taken = [
+            watcher.when(n, end) - watcher.when(n, start)  # type: ignore[operator]
+            for n in names
+            if watcher.when(n, start) and watcher.when(n, end)
+        ]
+        spans.append(f"{start} {statistics.median(taken):.1f} s" if taken else f"{start} -")
+    say("  median time in each phase            " + ", ".join(spans))
 
 
 def waiting(api, custom, ns: str, blocker: str, plugin: str, count: int, window: float) -> None:
