@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -133,3 +134,29 @@ def wait_operator_ready(core, previous: str, timeout: float = 120) -> None:
                 return
         time.sleep(1)
     raise AssertionError("the operator did not come back")
+
+
+# --- the chart ------------------------------------------------------------------------------
+
+
+def upgrade_chart(*settings: str) -> None:
+    """``helm upgrade --reuse-values --set`` each ``key=value``, then wait for the operator's rollout."""
+    from kubetest import CACHE_BIN, KUBECONFIG, ROOT
+
+    helm = CACHE_BIN / "helm"
+    assert helm.exists(), f"{helm} is missing: run `make cluster-up`"
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    chart = str(ROOT / "helm" / "kubecircus")
+    kubectl = str(ROOT / ".cluster" / "bin" / "kubectl")
+    rollout = ["rollout", "status", "deployment/kubecircus-operator", "--timeout=120s"]
+    for command in (
+        [str(helm), "upgrade", "kubecircus", chart, "-n", SYSTEM, "--reuse-values", *sets, "--wait"],
+        [kubectl, "-n", SYSTEM, *rollout],
+    ):
+        subprocess.run(
+            [*command, "--kubeconfig", str(KUBECONFIG)],
+            check=True,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+        )

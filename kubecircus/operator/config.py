@@ -54,8 +54,8 @@ class OperatorConfig:
     stage_deadline_seconds: int = setting(1800, "jobs.stageDeadlineSeconds")
     collect_deadline_seconds: int = setting(900, "jobs.collectDeadlineSeconds")
     #: Make the plug-in pod with the stage pod: its start and isolation proof overlap staging,
-    #: and it holds its resources (GPUs too) while staging runs.
-    overlap_staging: bool = setting(True, "jobs.overlapStaging")
+    #: and it holds its resources (GPUs too) while staging runs. Opt-in: docs/data-path.md.
+    overlap_staging: bool = setting(False, "jobs.overlapStaging")
     #: Seconds a step keeps retrying while the object store is unavailable before it gives up.
     store_retry_seconds: int = setting(120, "jobs.storeRetrySeconds")
     #: results.json larger than this is not copied into status.outputs.results.

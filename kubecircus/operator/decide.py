@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubecircus.objectstore import layout
+from kubecircus.timestamps import parse
 
 from . import builders, steps
 from .actions import Create, Delete, DeleteObjects, Event, PatchStatus, Plan, SetFinalizer, Warn
@@ -115,10 +116,11 @@ def reconcile(
         if pod.deleted_at and (now - pod.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS:
             return Plan().add(Delete("Pod", pod.name, grace=0))  # its node is gone: let it go
         return Plan()  # wait until it is gone
+    waiting_since = _waiting_since(job, phase, pod)
     if (
         not pod.started
-        and pod.created
-        and (now - pod.created).total_seconds() > config.pending_deadline_seconds
+        and waiting_since
+        and (now - waiting_since).total_seconds() > config.pending_deadline_seconds
     ):
         return _never_started(s, phase, role, pod)
     if role == "run" and pod.reason == "Evicted" and _own_disk_use(pod.message):
@@ -255,6 +257,17 @@ def _never_started(s: Situation, phase: Phase, role: str, pod: PodView) -> Plan:
     if role == "run" and pod.unschedulable:
         return fail(s, "Unschedulable", f"the plug-in pod could not be placed for {waited} s: {why}")
     return retry(s, phase, role, f"pod {pod.name} did not start within {waited} s: {why}")
+
+
+def _waiting_since(job: PluginJob, phase: Phase, pod: PodView) -> datetime | None:
+    """Since when a pod that has not started counts as late: its creation, or for a plug-in
+    pod made early, the phase's start (it may wait behind staging for good reasons)."""
+    current = [c for c in job.status.conditions if c.type == phase.value and c.status == "True"]
+    entered = current[-1].last_transition_time if current else None
+    since = parse(entered) if entered else None
+    if pod.created is None or since is None:
+        return pod.created
+    return max(pod.created, since)
 
 
 def _own_disk_use(message: str | None) -> bool:

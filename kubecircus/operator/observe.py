@@ -45,6 +45,7 @@ class PodView:
     unschedulable: str | None = None
     #: When the kubelet took the pod on (status.startTime): its activeDeadlineSeconds count from here.
     started_at: datetime | None = None
+    deadline: int | None = None  # spec.activeDeadlineSeconds
 
     def container(self, name: str) -> ContainerView | None:
         return next((c for c in (*self.init_containers, *self.containers) if c.name == name), None)
@@ -103,6 +104,7 @@ class PodView:
             deleted_at=_time(pod["metadata"].get("deletionTimestamp")),
             unschedulable=unschedulable,
             started_at=_time(status.get("startTime")),
+            deadline=(pod.get("spec") or {}).get("activeDeadlineSeconds"),
             containers=views("containerStatuses"),
             init_containers=views("initContainerStatuses"),
         )

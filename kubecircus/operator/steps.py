@@ -81,8 +81,11 @@ def advance(s: Situation, moved: PatchStatus, phase: Phase, *after: Action) -> P
     if early is not None:
         if early.deleting:
             return Plan().add(moved, *after)  # the next round waits for it to go, then launches
-        actions, made = [*early_deadline(s, early), *_clamped(s)], True
-    elif s.children.workspace_terminating:
+        # the job's deny-all again if it went meanwhile (the namespace's covers the pod anyway)
+        policy = [] if s.children.policy else [Create(builders.isolation_policy(s.job))]
+        launched = PatchStatus({**moved.patch, "launched": phase.value}, moved.event)
+        return Plan().add(*policy, *early_deadline(s, early), *_clamped(s), launched, *after)
+    if s.children.workspace_terminating:
         actions, made = [], False
     else:
         actions, made = pod_actions(ahead, phase)
@@ -112,8 +115,8 @@ def pod_actions(s: Situation, phase: Phase) -> tuple[list[Action], bool]:
     if not s.children.workspace:
         plan.add(Create(builders.workspace_claim(job, config)))
     if phase == Phase.STAGING and not s.children.policy:
-        # made with the workspace: the enforcer has the whole staging step to apply it, so the
-        # plug-in pod's isolation proof passes in its first round
+        # made with the workspace: the enforcer has the whole staging step to apply it before a
+        # plug-in pod made after staging (an early one relies on its proof's settle time)
         plan.add(Create(builders.isolation_policy(job)))
     if phase == Phase.STAGING:
         inputs = [(i.source.bucket, i.source.prefix) for i in job.spec.inputs]
@@ -164,6 +167,20 @@ def early_deadline(s: Situation, run: PodView) -> list[Action]:
     ended = container.finished_at if container is not None and container.finished_at else s.now
     waited = max(0, math.ceil((ended - run.started_at).total_seconds()))
     return [ShortenDeadline(run.name, timeout + waited)]
+
+
+def started_deadline(s: Situation, run: PodView) -> list[Action]:
+    """Once ``prepare`` has ended, the plug-in has its timeout from that moment and no more:
+    both times come from the run pod's own kubelet, so a replay computes the same. Issued only
+    while the pod's deadline is longer (an early pod whose cut at staging's end was missed or
+    counted from an earlier moment); the kubelet enforces it."""
+    assert s.plugin is not None
+    prepare = run.container("prepare")
+    if prepare is None or prepare.finished_at is None or run.started_at is None or run.deadline is None:
+        return []
+    waited = max(0, math.ceil((prepare.finished_at - run.started_at).total_seconds()))
+    wanted = effective_timeout(s.job, s.plugin) + waited
+    return [ShortenDeadline(run.name, wanted)] if run.deadline > wanted else []
 
 
 def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:
@@ -233,7 +250,7 @@ def running(s: Situation, pod: PodView) -> Plan:
     if main and main.waiting_reason in IMAGE_UNAVAILABLE:
         return fail(s, "ImageUnavailable", f"plug-in image {plugin.spec.image}: {main.waiting_reason}")
     if pod.phase not in ("Succeeded", "Failed"):
-        return _progress(s)
+        return Plan().add(*started_deadline(s, pod), *_progress(s).actions)
     ran = main is not None and main.terminated
     extra: dict[str, Any] = {"logTail": s.children.run_log_tail}
     plan = Plan()

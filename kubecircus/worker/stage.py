@@ -38,7 +38,7 @@ from kubecircus.converter.errors import NoImagesError
 from kubecircus.objectstore.client import download, retrying
 
 from .cache import VolumeCache, dump
-from .report import Report
+from .report import ERROR, Report
 from .workspace import reset_workspace, write_manifest
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,11 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path, scratc
             return Report(
                 "stage", "InputForbidden", f"input {item.volume_id}: {item.where} is outside the namespace"
             )
+    attempt = task.get("attempt")
+    if isinstance(attempt, int) and (workspace / f".run-{attempt}").exists():
+        # an early plug-in pod of this attempt already started on an earlier staging (whose pod
+        # then vanished): never rewrite its inputs under it; a new attempt starts afresh
+        return Report("stage", ERROR, f"the plug-in of attempt {attempt + 1} already started; retrying")
     reset_workspace(workspace)
     stager = Stager(store, bucket, task["namespace"], limits, workspace, scratch)
     details, digests = [], {}

@@ -3,67 +3,20 @@ without blocking another plug-in's. The chart is upgraded for the test and resto
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from e2ekit import SYSTEM, max_concurrent
-from kubetest import CACHE_BIN, KUBECONFIG, ROOT
+from e2ekit import max_concurrent, upgrade_chart
 
-HELM = CACHE_BIN / "helm"
 ACTIVE = {"Staging", "Running", "Collecting"}
-
-
-def _set_global_limit(limit: int) -> None:
-    assert HELM.exists(), f"{HELM} is missing: run `make cluster-up`"
-    subprocess.run(
-        [
-            str(HELM),
-            "--kubeconfig",
-            str(KUBECONFIG),
-            "upgrade",
-            "kubecircus",
-            str(ROOT / "helm" / "kubecircus"),
-            "-n",
-            SYSTEM,
-            "--reuse-values",
-            "--set",
-            f"queue.maxConcurrentJobs={limit}",
-            "--wait",
-            "--timeout",
-            "3m",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
-    subprocess.run(
-        [
-            str(ROOT / ".cluster" / "bin" / "kubectl"),
-            "--kubeconfig",
-            str(KUBECONFIG),
-            "-n",
-            SYSTEM,
-            "rollout",
-            "status",
-            "deployment/kubecircus-operator",
-            "--timeout=120s",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
 
 
 @pytest.fixture
 def two_slots():
-    _set_global_limit(2)
+    upgrade_chart("queue.maxConcurrentJobs=2")
     try:
         yield
     finally:
-        _set_global_limit(1)
+        upgrade_chart("queue.maxConcurrentJobs=1")
 
 
 def test_plugin_limit_holds_its_jobs_but_not_other_plugins(two_slots, custom, jobs, make_plugin):

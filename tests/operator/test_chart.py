@@ -58,6 +58,18 @@ def test_rbac_is_least_privilege():
     ]
 
 
+def test_pods_are_patchable_only_with_overlap_staging():
+    def pod_verbs(*args: str) -> set[str]:
+        docs = _render(*STORE, *args)
+        (role,) = [
+            d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubecircus-operator"
+        ]
+        return {v for rule in role["rules"] if rule["resources"] == ["pods"] for v in rule["verbs"]}
+
+    assert "patch" not in pod_verbs()
+    assert pod_verbs("--set", "jobs.overlapStaging=true") - pod_verbs() == {"patch"}
+
+
 def test_values_are_validated_by_the_schema():
     done = subprocess.run(
         [

@@ -18,7 +18,7 @@ from kubecircus.operator.actions import (
 from kubecircus.operator.builders import child_name
 from kubecircus.operator.config import OperatorConfig
 from kubecircus.operator.decide import FINALIZER, reconcile
-from kubecircus.operator.observe import Children, ContainerView
+from kubecircus.operator.observe import Children, ContainerView, PodView
 from kubecircus.operator.transitions import KILL_GRACE
 
 from jobbuilders import (
@@ -100,9 +100,12 @@ def test_a_missing_plugin_fails_the_job_clearly():
     assert "no Plugin named 'nope'" in patch["message"]
 
 
+OVERLAP = OperatorConfig(identity="test", store_endpoint="store:9000", overlap_staging=True)
+
+
 def test_staging_mints_credentials_then_creates_the_pods_then_records_the_launch():
     job = JobBuilder("j").phase("Staging", attempt=1).build()
-    actions = decide(job)
+    actions = decide(job, config=OVERLAP)
     assert [type(a).__name__ for a in actions] == [
         "Create",
         "Create",
@@ -139,16 +142,15 @@ def test_staging_mints_credentials_then_creates_the_pods_then_records_the_launch
 
 
 def test_without_overlap_staging_makes_only_the_stage_pod():
-    config = OperatorConfig(identity="t", store_endpoint="store:9000", overlap_staging=False)
     job = JobBuilder("j").phase("Staging").build()
-    assert [kind for kind, _ in created_kinds(decide(job, config=config))].count("Pod") == 1
+    assert [kind for kind, _ in created_kinds(decide(job))].count("Pod") == 1  # the default
 
 
 def test_a_replayed_staging_launch_does_not_make_the_early_pod_again():
     # the operator died after making both pods, before the status write
     job = JobBuilder("j").phase("Staging").build()
     children = Children(pods={"run": pod(child_name(job, "run"), "Pending")}, workspace=True, policy=True)
-    assert created_kinds(decide(job, children)) == [("Pod", child_name(job, "stage"))]
+    assert created_kinds(decide(job, children, config=OVERLAP)) == [("Pod", child_name(job, "stage"))]
 
 
 def test_nothing_launches_while_the_last_workspace_is_being_deleted():
@@ -524,7 +526,9 @@ def test_a_capped_priority_is_told_with_an_event():
 def test_every_pod_of_a_job_goes_where_its_plugin_can_run(gpus):
     """A node-local workspace is made on the node of the job's first pod (stage): if that node
     cannot run the plug-in (no GPU, a missing label, an untolerated taint), the job is stuck."""
-    config = OperatorConfig(identity="t", gpu_node_selector="nvidia.com/gpu.present=true")
+    config = OperatorConfig(
+        identity="t", gpu_node_selector="nvidia.com/gpu.present=true", overlap_staging=True
+    )
     spec = {
         "gpus": gpus,
         "nodeSelector": {"example.org/scanner-lab": "b"},
@@ -550,3 +554,25 @@ def test_every_pod_of_a_job_goes_where_its_plugin_can_run(gpus):
         assert spec_["tolerations"] == [
             {"key": "dedicated", "operator": "Equal", "value": "imaging", "effect": "NoSchedule"}
         ], phase
+
+
+def test_an_early_plugin_pod_is_late_only_counting_from_the_start_of_running():
+    """It was made with the stage pod: a long staging is not the plug-in pod's delay."""
+    from datetime import timedelta
+
+    from jobbuilders import NOW
+
+    def running_since(stamp: str):
+        condition = {"type": "Running", "status": "True", "reason": "Staged", "lastTransitionTime": stamp}
+        return JobBuilder("j").phase("Running", launched="Running", conditions=[condition]).build()
+
+    waiting = PodView(
+        "j-run",
+        "Pending",
+        created=NOW - timedelta(seconds=CONFIG.pending_deadline_seconds + 300),
+        unschedulable="0/1 nodes: Insufficient nvidia.com/gpu",
+    )
+    children = Children(pods={"run": waiting}, workspace=True, policy=True)
+    assert statuses(decide(running_since("2026-01-02T03:03:05Z"), children)) == []  # a minute ago
+    (patch,) = statuses(decide(running_since("2026-01-02T02:50:00Z"), children))  # 14 min ago
+    assert patch["reason"] == "Unschedulable"

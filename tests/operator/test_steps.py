@@ -300,3 +300,50 @@ def test_a_stage_retry_removes_the_early_plugin_pod():
     (patch,) = statuses(actions)
     assert patch["attempt"] == 1
     assert Delete("Pod", "j-run", grace=KILL_GRACE) in actions
+
+
+def test_the_cut_still_comes_when_the_workspace_claim_is_being_deleted():
+    # a tenant deleted the claim during staging: the move must still cut the early pod's deadline
+    job, children = _early(PodView("j-run", "Running", started_at=NOW - timedelta(seconds=4)))
+    actions = decide(job, dataclasses.replace(children, workspace=False))
+    assert ShortenDeadline("j-run", plugin().spec.timeout_seconds + 2) in actions
+    assert statuses(actions)[-1]["launched"] == "Running"
+
+
+def test_a_missing_job_policy_is_made_again_before_the_early_pod_is_launched():
+    job, children = _early(PodView("j-run", "Running"))
+    actions = decide(job, dataclasses.replace(children, policy=False))
+    (policy,) = [a for a in actions if isinstance(a, Create)]
+    assert policy.manifest["kind"] == "NetworkPolicy"
+    assert actions.index(policy) < actions.index(next(a for a in actions if isinstance(a, PatchStatus)))
+
+
+def _started(deadline: int, prepare_took: float) -> PodView:
+    prepare = dataclasses.replace(
+        reported("prepare", Report("prepare", message="ok")),
+        finished_at=NOW - timedelta(seconds=10) + timedelta(seconds=prepare_took),
+    )
+    return PodView(
+        "j-run",
+        "Running",
+        started_at=NOW - timedelta(seconds=10),
+        deadline=deadline,
+        init_containers=(prepare,),
+        containers=(ContainerView("plugin"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("deadline", "prepare_took", "cut"),
+    [
+        (5000, 2.5, 60 + 3),  # an early pod's long deadline, missed or counted from an earlier moment
+        (63, 2.5, None),  # already the plug-in's timeout from prepare's end
+        (40, 2.5, None),  # never raised
+    ],
+)
+def test_a_running_plugin_gets_its_timeout_from_prepares_end_and_no_more(deadline, prepare_took, cut):
+    job = JobBuilder("j").spec(timeoutSeconds=60).phase("Running", launched="Running").build()
+    run = _started(deadline, prepare_took)
+    actions = decide(job, Children(pods={"run": run}, workspace=True, policy=True))
+    cuts = [a for a in actions if isinstance(a, ShortenDeadline)]
+    assert cuts == ([ShortenDeadline("j-run", cut)] if cut else [])

@@ -242,3 +242,14 @@ def test_a_second_pod_of_the_same_attempt_never_starts_the_plugin(workspace, mon
     again = prepare.run(task, workspace, NO_ENV)
     assert again.reason == "Error" and "already started the plug-in of attempt 1" in again.message
     assert prepare.run({**task, "attempt": 1}, workspace, NO_ENV).ok  # a retry is a new attempt
+
+
+def test_staging_never_rewrites_inputs_under_a_plugin_that_started(workspace):
+    from kubecircus.worker import stage
+
+    assert prepare.ready_workspace(workspace, 0, 0) == (None, [])  # the early pod started attempt 1
+    before = (workspace / "in" / "0.raw").read_bytes()
+    task = {"namespace": "team", "attempt": 0, "inputs": [{"bucket": "dicom", "prefix": "team/s/"}]}
+    report = stage.run(task, None, "kubecircus", workspace, workspace.parent / "scratch")  # type: ignore[arg-type]
+    assert report.reason == "Error" and "already started" in report.message  # retried: a new attempt
+    assert (workspace / "in" / "0.raw").read_bytes() == before and (workspace / "manifest.json").exists()
