@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import datetime
 from typing import Any
 
 from kubecircus.objectstore import layout, policy
@@ -159,14 +160,12 @@ def early_deadline(s: Situation, run: PodView) -> list[Action]:
     assert s.plugin is not None
     if run.phase in ("Succeeded", "Failed"):
         return []
-    timeout = effective_timeout(s.job, s.plugin)
     if run.started_at is None:
-        return [ShortenDeadline(run.name, timeout)]
+        return [ShortenDeadline(run.name, effective_timeout(s.job, s.plugin))]
     stage = s.children.pods.get("stage")
     container = stage.container("stage") if stage is not None else None
     ended = container.finished_at if container is not None and container.finished_at else s.now
-    waited = max(0, math.ceil((ended - run.started_at).total_seconds()))
-    return [ShortenDeadline(run.name, timeout + waited)]
+    return [ShortenDeadline(run.name, _timeout_from(s, run.started_at, ended))]
 
 
 def started_deadline(s: Situation, run: PodView) -> list[Action]:
@@ -178,9 +177,16 @@ def started_deadline(s: Situation, run: PodView) -> list[Action]:
     prepare = run.container("prepare")
     if prepare is None or prepare.finished_at is None or run.started_at is None or run.deadline is None:
         return []
-    waited = max(0, math.ceil((prepare.finished_at - run.started_at).total_seconds()))
-    wanted = effective_timeout(s.job, s.plugin) + waited
+    wanted = _timeout_from(s, run.started_at, prepare.finished_at)
     return [ShortenDeadline(run.name, wanted)] if run.deadline > wanted else []
+
+
+def _timeout_from(s: Situation, started: datetime, moment: datetime) -> int:
+    """A deadline (counted from the pod's start, ``started``) giving the plug-in its timeout
+    from ``moment``, in whole seconds, never less than the timeout."""
+    assert s.plugin is not None
+    waited = max(0, math.ceil((moment - started).total_seconds()))
+    return effective_timeout(s.job, s.plugin) + waited
 
 
 def _credentials(s: Situation, step: str, session_policy: str, deadline: int) -> MintCredentials:

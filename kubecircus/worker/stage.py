@@ -39,7 +39,7 @@ from kubecircus.objectstore.client import download, retrying
 
 from .cache import VolumeCache, dump
 from .report import ERROR, Report
-from .workspace import reset_workspace, write_manifest
+from .workspace import reset_workspace, run_claim, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,9 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path, scratc
                 "stage", "InputForbidden", f"input {item.volume_id}: {item.where} is outside the namespace"
             )
     attempt = task.get("attempt")
-    if isinstance(attempt, int) and (workspace / f".run-{attempt}").exists():
+    if not isinstance(attempt, int):
+        attempt = None
+    elif run_claim(workspace, attempt).exists():
         # an early plug-in pod of this attempt already started on an earlier staging (whose pod
         # then vanished): never rewrite its inputs under it; a new attempt starts afresh
         return Report("stage", ERROR, f"the plug-in of attempt {attempt + 1} already started; retrying")
@@ -278,7 +280,7 @@ def run(task: dict[str, Any], store: Minio, bucket: str, workspace: Path, scratc
         return Report("stage", "InputInvalid", str(err))
     finally:
         stager.cache.finish()  # volumes converted before a refusal are still worth keeping
-    write_manifest(workspace, details, digests, task.get("attempt"))
+    write_manifest(workspace, details, digests, attempt)
     total = sum(d["bytes"] for d in details)
     hits = sum(1 for d in details if d["cacheHit"])
     return Report(

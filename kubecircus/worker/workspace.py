@@ -87,12 +87,17 @@ def read_manifest(workspace: Path) -> dict[str, Any]:
     return json.loads((workspace / MANIFEST).read_text())
 
 
+def run_claim(workspace: Path, attempt: int) -> Path:
+    """Where ``claim_run`` marks ``attempt``'s plug-in as started."""
+    return workspace / f".run-{attempt}"
+
+
 def claim_run(workspace: Path, attempt: int) -> bool:
     """Mark ``attempt``'s plug-in as started; False when a pod already did. The mark sits at the
     workspace root, which no plug-in mounts, and outlives the pods: a plug-in pod made again for
     the same attempt (one deleted by hand after its plug-in started) never runs it twice."""
     try:
-        os.close(os.open(workspace / f".run-{attempt}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(run_claim(workspace, attempt), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         return False
     return True
