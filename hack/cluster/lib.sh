@@ -31,12 +31,41 @@ kubectl_() { "$KUBE" kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 # of CPU), and containerd runs the CNI chain, the quarantine plug-in a Python script, twice for
 # every pod; PYTHONHOME or a proxy setting would reach them too.
 SYSTEM_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A component already running is kept if it was started with the same command line from the
+# same build of its executables (daemon_spec, recorded beside its pid); one whose flags changed
+# or whose binary was rebuilt since is restarted. One rule for every component, so that a
+# developer's `make cluster-up` after a pull never leaves an old process serving.
 start_daemon() {
-  local name=$1; shift
-  running "$name" && return 0
+  local name=$1 spec; shift
+  spec=$(daemon_spec "$@")
+  if running "$name"; then
+    [[ $(cat "$RUN/$name.spec" 2>/dev/null) == "$spec" ]] && return 0
+    log "restarting $name: its command line or executable changed since it started"
+    stop_daemon "$name"
+  fi
   setsid env -i PATH="$SYSTEM_PATH" HOME="$HOME" LANG=C.UTF-8 "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
+  printf '%s\n' "$spec" > "$RUN/$name.spec"
   log "started $name (pid $!, log $RUN/$name.log)"
+}
+
+# The command line, and the modification time of each executable file named in it by path.
+daemon_spec() {
+  local arg
+  printf '%s\n' "$*"
+  for arg in "$@"; do
+    if [[ $arg == /* && -f $arg && -x $arg ]]; then stat -c '%n %Y' "$arg"; fi
+  done
+}
+
+# Fail with the component's exit status and the end of its log unless it is still running.
+# The status is known when this shell started it (127 otherwise: not its child).
+require_running() {
+  local name=$1 pid status=0
+  running "$name" && return 0
+  pid=$(cat "$RUN/$name.pid" 2>/dev/null)
+  wait "$pid" 2>/dev/null || status=$?
+  die "$name exited (status $status; 143 is SIGTERM, 137 SIGKILL): $(tail -n 5 "$RUN/$name.log")"
 }
 
 # Alive, and still the component: a pid file that outlived a reboot may name a pid reused since
@@ -56,7 +85,7 @@ stop_daemon() {  # SIGTERM, ten seconds' grace, then SIGKILL
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true  # gone already: the usual case
   fi
-  rm -f "$RUN/$name.pid"
+  rm -f "$RUN/$name.pid" "$RUN/$name.spec"
 }
 
 # Remove every iptables chain (in filter, nat, mangle) whose name matches the extended regex

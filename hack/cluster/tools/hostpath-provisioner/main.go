@@ -143,10 +143,18 @@ func main() {
 		os.Exit(1)
 	}
 	client := kubernetes.NewForConfigOrDie(config)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// Said aloud: an exit on a signal is otherwise silent, and the cluster's start-up
+		// script can only report that the process is gone.
+		klog.InfoS("stopping", "signal", (<-signals).String())
+		cancel()
+	}()
 	provisioner := &hostPath{root: filepath.Clean(*root), node: *node}
 	controller.NewProvisionController(klog.FromContext(ctx), client, Name, provisioner,
 		controller.LeaderElection(false), // one node, one process
 	).Run(ctx)
+	klog.InfoS("stopped")
 }
