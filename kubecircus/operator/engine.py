@@ -205,14 +205,15 @@ class Engine:
     def _observe(self, job: PluginJob, config: OperatorConfig) -> Children:
         children = self.kube.children(job)
         run = children.pods.get("run")
-        if job.status.phase == Phase.RUNNING.value and run is not None and run.phase == "Running":
+        if (
+            job.status.phase == Phase.RUNNING.value
+            and run is not None
+            and run.phase == "Running"
+            and not run.ended
+        ):
             children = dataclasses.replace(children, plugin_progress=self._plugin_progress(job, run.name))
         collect = children.pods.get("collect")
-        if (
-            job.status.phase == Phase.COLLECTING.value
-            and collect is not None
-            and collect.phase == "Succeeded"
-        ):
+        if job.status.phase == Phase.COLLECTING.value and collect is not None and collect.completed:
             container = collect.container("collect")
             report = decode("collect", container.exit_code, container.message) if container else None
             size = report.details.get("resultsBytes") if report and report.ok else None

@@ -47,6 +47,24 @@ class PodView:
     started_at: datetime | None = None
     deadline: int | None = None  # spec.activeDeadlineSeconds
 
+    @property
+    def completed(self) -> bool:
+        """Every container exited 0: the pod's work is done. The kubelet writes the pod's own
+        phase (Succeeded) on its next status sync, about a second after the last container's
+        end on a busy node; with restartPolicy Never a container's terminated state is final,
+        so the next step need not wait for it. A failure still waits for the phase, which
+        carries its reason (DeadlineExceeded, Evicted, ...)."""
+        every = (*self.init_containers, *self.containers)
+        return self.phase == "Succeeded" or (
+            bool(self.containers)
+            and all(c.exit_code == 0 and c.terminated_reason in (None, "Completed") for c in every)
+        )
+
+    @property
+    def ended(self) -> bool:
+        """Its outcome is known: it completed, or its phase is final."""
+        return self.completed or self.phase in ("Succeeded", "Failed")
+
     def container(self, name: str) -> ContainerView | None:
         return next((c for c in (*self.init_containers, *self.containers) if c.name == name), None)
 

@@ -158,7 +158,7 @@ def early_deadline(s: Situation, run: PodView) -> list[Action]:
     moment staging ended (its stage container's finish, so a replay computes the same), or
     from the pod's start if it started later. Deadlines count from the pod's start."""
     assert s.plugin is not None
-    if run.phase in ("Succeeded", "Failed"):
+    if run.ended:
         return []
     if run.started_at is None:
         return [ShortenDeadline(run.name, effective_timeout(s.job, s.plugin))]
@@ -195,9 +195,9 @@ def _credentials(s: Situation, step: str, session_policy: str, deadline: int) ->
 
 
 def step_report(pod: PodView, step: str) -> Report | None:
-    """The finished step's report; None until the pod has ended (its phase is final: a
-    container's end shows in the pod status a moment before the pod's own phase)."""
-    if pod.phase not in ("Succeeded", "Failed"):
+    """The finished step's report; None until the pod has ended (PodView.ended: a container
+    that failed shows in the pod status a moment before the pod's phase, which says why)."""
+    if not pod.ended:
         return None
     container = pod.container(step)
     if container is None or not container.terminated:  # killed before it ran (deadline, eviction)
@@ -218,7 +218,7 @@ def staging(s: Situation, pod: PodView) -> Plan:
     report = step_report(pod, "stage")
     if report is None:
         return Plan()
-    if not report.ok or pod.phase != "Succeeded":
+    if not report.ok or not pod.completed:
         return _step_failed(s, Phase.STAGING, "stage", pod, report)
     inputs = [
         {k: item[k] for k in INPUT_FIELDS if k in item}
@@ -255,7 +255,7 @@ def running(s: Situation, pod: PodView) -> Plan:
         return retry(s, Phase.RUNNING, "run", f"prepare did not finish: {report.message}")
     if main and main.waiting_reason in IMAGE_UNAVAILABLE:
         return fail(s, "ImageUnavailable", f"plug-in image {plugin.spec.image}: {main.waiting_reason}")
-    if pod.phase not in ("Succeeded", "Failed"):
+    if not pod.ended:
         return Plan().add(*started_deadline(s, pod), *_progress(s).actions)
     ran = main is not None and main.terminated
     extra: dict[str, Any] = {"logTail": s.children.run_log_tail}
@@ -269,7 +269,7 @@ def running(s: Situation, pod: PodView) -> Plan:
             pluginImageID=main.image_id,
             logRef={"bucket": s.config.store_bucket, "key": key},
         )
-    if pod.phase == "Succeeded":
+    if pod.completed:
         moved = transition(
             s.job,
             Phase.COLLECTING,
@@ -320,7 +320,7 @@ def collecting(s: Situation, pod: PodView) -> Plan:
     report = step_report(pod, "collect")
     if report is None:
         return Plan()
-    if not report.ok or pod.phase != "Succeeded":
+    if not report.ok or not pod.completed:
         return _step_failed(s, Phase.COLLECTING, "collect", pod, report)
     files, total = _count(report.details.get("files")), _count(report.details.get("bytes"))
     prefix = layout.job_prefix(s.job.namespace, s.job.uid)

@@ -24,8 +24,8 @@ def report(step: str, reason: str = "Done", details: dict | None = None) -> Cont
     return ContainerView(step, exit_code=made.exit_code, message=encode(made))
 
 
-def worker(role: str, view: ContainerView) -> PodView:
-    return pod(role, "Succeeded" if view.exit_code == 0 else "Failed", **{role: view})
+def worker(role: str, view: ContainerView, phase: str | None = None) -> PodView:
+    return pod(role, phase or ("Succeeded" if view.exit_code == 0 else "Failed"), **{role: view})
 
 
 def run(plugin: ContainerView, prepare: ContainerView | None = None, phase: str | None = None) -> PodView:
@@ -47,6 +47,8 @@ RETRY = "retry"
 TABLE = [
     # phase, the pod as observed (None: it vanished), → phase, reason (RETRY: an infrastructure retry)
     ("Staging", worker("stage", report("stage", details=STAGED)), "Running", "Staged"),
+    # every container exited 0, the kubelet's phase not written yet: the next step starts now
+    ("Staging", worker("stage", report("stage", details=STAGED), "Running"), "Running", "Staged"),
     ("Staging", worker("stage", report("stage", "InputInvalid")), "Failed", "InputInvalid"),
     ("Staging", worker("stage", report("stage", "InputForbidden")), "Failed", "InputForbidden"),
     ("Staging", worker("stage", report("stage", "Unavailable")), None, RETRY),
@@ -55,6 +57,7 @@ TABLE = [
     ("Staging", pending("stage", 3600, "0/1 nodes are available"), None, RETRY),
     ("Staging", None, None, RETRY),
     ("Running", run(exited("plugin", 0)), "Collecting", "PluginSucceeded"),
+    ("Running", run(exited("plugin", 0, "Completed"), phase="Running"), "Collecting", "PluginSucceeded"),
     ("Running", run(exited("plugin", 3)), "Failed", "ExitCode"),
     ("Running", run(exited("plugin", 137, "OOMKilled")), "Failed", "OOMKilled"),
     ("Running", pod("run", "Failed", reason="DeadlineExceeded"), "Failed", "Timeout"),
@@ -91,6 +94,12 @@ TABLE = [
     ),
     ("Running", None, None, RETRY),
     ("Collecting", worker("collect", report("collect", details=COLLECTED)), "Succeeded", "Completed"),
+    (
+        "Collecting",
+        worker("collect", report("collect", details=COLLECTED), "Running"),
+        "Succeeded",
+        "Completed",
+    ),
     ("Collecting", worker("collect", report("collect", "OutputTooLarge")), "Failed", "OutputTooLarge"),
     ("Collecting", worker("collect", report("collect", "OutputInvalid")), "Failed", "OutputInvalid"),
     ("Collecting", worker("collect", report("collect", "ResultsMissing")), "Failed", "ResultsMissing"),

@@ -173,11 +173,28 @@ def test_a_crashed_collect_step_is_retried():
     assert patch["attempt"] == 1 and isinstance(PatchStatus(patch), PatchStatus)
 
 
-def test_a_step_is_judged_only_once_its_pod_has_ended():
-    """The container's end shows in the pod status a moment before the pod's phase does."""
-    done = reported("stage", Report("stage", details={"inputs": [INPUT]}))
-    assert _staging(done, phase="Running") == []
-    assert statuses(_staging(done))[0]["phase"] == "Running"
+@pytest.mark.parametrize(
+    ("container", "phase", "moves"),
+    [
+        # with restartPolicy Never an exit is final: a clean one moves the job on at once,
+        # before the kubelet writes the pod's phase (about a second later on a busy node)
+        (ContainerView("stage", exit_code=0, terminated_reason="Completed"), "Running", True),
+        (ContainerView("stage", exit_code=0), "Succeeded", True),
+        # a failure waits for the phase, which carries its reason (DeadlineExceeded, Evicted)
+        (ContainerView("stage", exit_code=1, terminated_reason="Error"), "Running", False),
+        (ContainerView("stage", exit_code=0, terminated_reason="OOMKilled"), "Running", False),
+        (ContainerView("stage"), "Running", False),  # still running
+    ],
+)
+def test_a_step_is_judged_once_its_containers_exited_cleanly_or_its_pod_ended(container, phase, moves):
+    if container.exit_code == 0:
+        container = dataclasses.replace(
+            container, message=encode(Report("stage", details={"inputs": [INPUT]}))
+        )
+    actions = _staging(container, phase=phase)
+    assert bool(statuses(actions)) == moves
+    if moves:
+        assert statuses(actions)[0]["phase"] == "Running"
 
 
 def test_a_report_with_nonsense_counts_cannot_break_the_decision():
