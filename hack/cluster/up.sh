@@ -99,7 +99,7 @@ write_configs() {
     {"type": "ptp", "ipMasq": false, "mtu": 1500,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$NODE_POD_CIDR"}]],
               "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$STATE/cni/ipam"}},
-    {"type": "kubecircus-quarantine", "seconds": 3},
+    {"type": "kubecircus-quarantine", "seconds": 3, "capabilities": {"io.kubernetes.cri.pod-annotations": true}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }

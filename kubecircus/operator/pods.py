@@ -84,12 +84,18 @@ def _pod(
     if init:
         spec["initContainers"] = init
     spec.update(where or {})
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": child_metadata(job, child_name(job, role), role),
-        "spec": spec,
-    }
+    metadata = child_metadata(job, child_name(job, role), role)
+    if role != "run":
+        metadata["annotations"][NO_QUARANTINE] = "true"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+#: On the stage and collect pods: no deny policy of kubecircus selects them (its policies select
+#: plug-in pods), so a node that holds a new pod's traffic until its policies are written (the
+#: local cluster's quarantine, hack/cluster/cni/kubecircus-quarantine) need not hold theirs: they
+#: talk to the store from their first instant instead of ~3 s later. The chart's admission guard
+#: refuses it on a plug-in pod.
+NO_QUARANTINE = "kubecircus.io/no-network-quarantine"
 
 
 def _store_env(config: OperatorConfig) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from kubecircus.operator import pods
+
 from kubetest import deny_all, namespace, run_to_completion, tcp_peer, toolbox_pod, wait_for_pod
 
 #: Documentation addresses (RFC 5737); the first that the machine's routes and neighbours do
@@ -80,6 +82,29 @@ def test_a_new_pod_under_deny_all_reaches_nothing_from_its_first_instant(core, k
     assert len(jailed_timeline) == len(free_timeline) == 40, (jailed, free)
     assert free_from is not None, free  # the peer was reachable: "blocked" means something
     assert [t for t, r in jailed_timeline if r == "ok"] == [], jailed
+
+
+def test_a_pod_annotated_as_policy_free_skips_the_quarantine_and_its_twin_does_not(core):
+    """The operator's stage and collect pods carry the exemption (kubecircus.operator.pods
+    .NO_QUARANTINE): they reach the store from their first instant, not ~3 s later."""
+    with namespace(core, "exempt") as ns:
+        peer_ip = tcp_peer(core, ns)
+        for name, annotations in (("exempt", {pods.NO_QUARANTINE: "true"}), ("held", {})):
+            pod = toolbox_pod(name, _timeline_script(peer_ip, 30))
+            pod.metadata.annotations = annotations
+            core.create_namespaced_pod(ns, pod)
+        for name in ("exempt", "held"):
+            wait_for_pod(core, ns, name, {"Succeeded", "Failed"})
+        first = {
+            name: min(
+                (t for t, r in _timeline(core.read_namespaced_pod_log(name, ns)) if r == "ok"), default=None
+            )
+            for name in ("exempt", "held")
+        }
+    log.warning("first connection after the container's start: %s", first)
+    assert first["exempt"] is not None and first["exempt"] < 1.0, first
+    # the quarantine counts from the network set-up, a few tenths before the container starts
+    assert first["held"] is not None and first["held"] >= 1.5, first
 
 
 def _ip(*args: str, pid: int | None = None) -> None:

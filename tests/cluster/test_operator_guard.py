@@ -121,6 +121,9 @@ def test_the_operator_identity_may_create_what_it_builds_and_nothing_wider(guard
     stealing = pods.stage_pod(job, plug, config)
     stealing["spec"]["volumes"].append({"name": "loot", "secret": {"secretName": "someone-elses"}})
     assert "step store Secrets" in _refusal(core.create_namespaced_pod, ns, stealing)
+    unquarantined = pods.run_pod(job, plug, config, 60)
+    unquarantined["metadata"]["annotations"][pods.NO_QUARANTINE] = "true"
+    assert "quarantine" in _refusal(core.create_namespaced_pod, ns, unquarantined)
     minted = {
         "metadata": {"name": "x-store", "annotations": {"kubernetes.io/service-account.name": "default"}},
         "type": "kubernetes.io/service-account-token",
