@@ -162,13 +162,18 @@ def refused(
     """The API server refused a child of an active job. A full quota may free up: an
     infrastructure retry. Anything else (Pod Security, an admission policy or webhook, an
     invalid object) will not change by trying again: the job fails with the API server's words.
-    A child's name taken by an object that is not the job's fails it as ``NameConflict``."""
+    A child's name taken by an object that is not the job's fails it as ``NameConflict``. A
+    quota refusal while the previous step's pod is still there only waits for it to go."""
     s = Situation(job, plugin, children, config, now)
     phase = Phase(job.status.phase) if job.status.phase else Phase.QUEUED
     role = PHASE_POD.get(phase, "stage")
     if name_conflict:
         return fail(s, "NameConflict", message)
     if "exceeded quota" in message:
+        if any(name != role for name in children.pods):
+            # the step before is done (its containers exited) but its pod still counts against
+            # the quota until the kubelet ends it: its update or removal brings the next round
+            return Plan()
         return retry(s, phase, role, f"the namespace's quota refused the {kind}: {message}")
     return fail(s, "CreateRefused", f"the API server refused the job's {kind}: {message}")
 

@@ -51,8 +51,16 @@ def test_a_job_runs_to_success_with_outputs_conditions_and_events(core, k8s, job
     assert core.list_namespaced_persistent_volume_claim(ns).items == [] or all(
         c.metadata.deletion_timestamp for c in core.list_namespaced_persistent_volume_claim(ns).items
     )
-    policies = [p.metadata.name for p in client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items]
-    assert policies == ["kubecircus-plugin-deny-all"]  # the job's own is gone; the standing one stays
+    # the job's own policy goes once its last pod is gone (the collect pod may still be ending:
+    # the job succeeds when its container exits); the standing one stays
+    deadline = time.monotonic() + 60
+    while True:
+        listed = client.NetworkingV1Api(k8s).list_namespaced_network_policy(ns).items
+        policies = [p.metadata.name for p in listed]
+        if policies == ["kubecircus-plugin-deny-all"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert policies == ["kubecircus-plugin-deny-all"]
 
 
 def test_the_plugin_sees_the_circus_layout_and_no_network(jobs, make_plugin):

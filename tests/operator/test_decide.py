@@ -366,6 +366,27 @@ def test_a_child_the_api_server_refuses_fails_the_job_with_its_words_or_waits_fo
         assert (patch["phase"], patch["reason"]) == ("Failed", reason) and message[:40] in patch["message"]
 
 
+def test_a_quota_full_only_because_the_step_before_is_still_ending_is_waited_out():
+    """A step is done when its containers exit; its pod counts against a pods quota until the
+    kubelet ends it. Refusing the next pod then is no failure: the next round makes it."""
+    from kubecircus.operator.decide import refused
+
+    from jobbuilders import CONFIG, NOW, plugin
+
+    job = JobBuilder("j").phase("Running").build()
+    stage = pod(
+        "j-stage", "Running", stage=ContainerView("stage", exit_code=0, terminated_reason="Completed")
+    )
+    message = 'pods "j-run" is forbidden: exceeded quota: one-pod, requested: pods=1'
+    children = Children(pods={"stage": stage}, workspace=True, policy=True)
+    assert refused(job, plugin(), children, CONFIG, NOW, "Pod", message).actions == []
+    # once it is gone, a refusal is the quota's: an infrastructure retry
+    (patch,) = statuses(
+        refused(job, plugin(), Children(workspace=True, policy=True), CONFIG, NOW, "Pod", message).actions
+    )
+    assert patch["attempt"] == 1
+
+
 def _pending(role: str, seconds: float, unschedulable: str | None = None, waiting: str | None = None):
     from dataclasses import replace
     from datetime import timedelta
