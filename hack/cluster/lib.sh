@@ -63,7 +63,7 @@ daemon_spec() {
 require_running() {
   local name=$1 pid status=0
   running "$name" && return 0
-  pid=$(cat "$RUN/$name.pid" 2>/dev/null)
+  pid=$(cat "$RUN/$name.pid" 2>/dev/null || true)
   wait "$pid" 2>/dev/null || status=$?
   die "$name exited (status $status; 143 is SIGTERM, 137 SIGKILL): $(tail -n 5 "$RUN/$name.log")"
 }

@@ -170,10 +170,16 @@ def refused(
     if name_conflict:
         return fail(s, "NameConflict", message)
     if "exceeded quota" in message:
-        if any(name != role for name in children.pods):
+        ending = [p for name, p in children.pods.items() if name != role and (p.completed or p.deleting)]
+        if ending:
             # the step before is done (its containers exited) but its pod still counts against
             # the quota until the kubelet ends it: its update or removal brings the next round
-            return Plan()
+            stuck = [
+                p.name
+                for p in ending
+                if p.deleted_at and (now - p.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS
+            ]
+            return Plan().add(*(Delete("Pod", name, grace=0) for name in stuck))
         return retry(s, phase, role, f"the namespace's quota refused the {kind}: {message}")
     return fail(s, "CreateRefused", f"the API server refused the job's {kind}: {message}")
 

@@ -205,12 +205,7 @@ class Engine:
     def _observe(self, job: PluginJob, config: OperatorConfig) -> Children:
         children = self.kube.children(job)
         run = children.pods.get("run")
-        if (
-            job.status.phase == Phase.RUNNING.value
-            and run is not None
-            and run.phase == "Running"
-            and not run.ended
-        ):
+        if job.status.phase == Phase.RUNNING.value and run is not None and run.phase == "Running":
             children = dataclasses.replace(children, plugin_progress=self._plugin_progress(job, run.name))
         collect = children.pods.get("collect")
         if job.status.phase == Phase.COLLECTING.value and collect is not None and collect.completed:

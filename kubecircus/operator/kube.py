@@ -174,7 +174,7 @@ class Kube:
         ]
         run_tail = None
         run = pods.get("run")
-        if run is not None and run.ended:
+        if run is not None and run.phase in ("Succeeded", "Failed"):
             text = self.log(job.namespace, run.name, "plugin", tail_lines=200)
             run_tail = run_log_tail(text) if text is not None else None
         return Children(

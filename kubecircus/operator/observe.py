@@ -49,14 +49,21 @@ class PodView:
 
     @property
     def completed(self) -> bool:
-        """Every container exited 0: the pod's work is done. The kubelet writes the pod's own
-        phase (Succeeded) on its next status sync, about a second after the last container's
-        end on a busy node; with restartPolicy Never a container's terminated state is final,
-        so the next step need not wait for it. A failure still waits for the phase, which
-        carries its reason (DeadlineExceeded, Evicted, ...)."""
+        """Every container exited 0 and nothing ended the pod: its work is done. The kubelet
+        writes the pod's own phase (Succeeded) on its next status sync, about a second after
+        the last container's end on a busy node; with restartPolicy Never a container's
+        terminated state is final, so the next step need not wait for it. Only for the trusted
+        worker steps: their process dies of SIGTERM (exit 143), so an exit 0 is their own. A
+        plug-in may trap the SIGTERM of its deadline, an eviction or a deletion and exit 0:
+        the run step waits for the phase, which says why the pod ended."""
         every = (*self.init_containers, *self.containers)
-        return self.phase == "Succeeded" or (
-            bool(self.containers)
+        if self.phase == "Succeeded":
+            return True
+        return (
+            self.phase != "Failed"
+            and not self.reason
+            and not self.deleting
+            and bool(self.containers)
             and all(c.exit_code == 0 and c.terminated_reason in (None, "Completed") for c in every)
         )
 

@@ -158,7 +158,7 @@ def early_deadline(s: Situation, run: PodView) -> list[Action]:
     moment staging ended (its stage container's finish, so a replay computes the same), or
     from the pod's start if it started later. Deadlines count from the pod's start."""
     assert s.plugin is not None
-    if run.ended:
+    if run.phase in ("Succeeded", "Failed"):
         return []
     if run.started_at is None:
         return [ShortenDeadline(run.name, effective_timeout(s.job, s.plugin))]
@@ -255,7 +255,7 @@ def running(s: Situation, pod: PodView) -> Plan:
         return retry(s, Phase.RUNNING, "run", f"prepare did not finish: {report.message}")
     if main and main.waiting_reason in IMAGE_UNAVAILABLE:
         return fail(s, "ImageUnavailable", f"plug-in image {plugin.spec.image}: {main.waiting_reason}")
-    if not pod.ended:
+    if pod.phase not in ("Succeeded", "Failed"):  # never PodView.completed: see its docstring
         return Plan().add(*started_deadline(s, pod), *_progress(s).actions)
     ran = main is not None and main.terminated
     extra: dict[str, Any] = {"logTail": s.children.run_log_tail}
@@ -269,7 +269,7 @@ def running(s: Situation, pod: PodView) -> Plan:
             pluginImageID=main.image_id,
             logRef={"bucket": s.config.store_bucket, "key": key},
         )
-    if pod.completed:
+    if pod.phase == "Succeeded":
         moved = transition(
             s.job,
             Phase.COLLECTING,

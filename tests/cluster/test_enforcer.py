@@ -84,27 +84,46 @@ def test_a_new_pod_under_deny_all_reaches_nothing_from_its_first_instant(core, k
     assert [t for t, r in jailed_timeline if r == "ok"] == [], jailed
 
 
+def _reachable_from_the_node(address: str, port: int, timeout: float) -> None:
+    """Until the node connects: the node's own packets meet the quarantine too (raw OUTPUT), so
+    a new peer is then past its own."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=0.5).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{address}:{port} never answered the node"
+            time.sleep(0.2)
+
+
 def test_a_pod_annotated_as_policy_free_skips_the_quarantine_and_its_twin_does_not(core):
     """The operator's stage and collect pods carry the exemption (kubecircus.operator.pods
-    .NO_QUARANTINE): they reach the store from their first instant, not ~3 s later."""
+    .NO_QUARANTINE): they reach the store from their first instant, not ~3 s later. The exempt
+    pod's very first attempt must connect; its twin's first must not, unless the machine was so
+    busy that the twin's container started after its 3 s were over (then the pair runs again)."""
     with namespace(core, "exempt") as ns:
         peer_ip = tcp_peer(core, ns)
-        for name, annotations in (("exempt", {pods.NO_QUARANTINE: "true"}), ("held", {})):
-            pod = toolbox_pod(name, _timeline_script(peer_ip, 30))
-            pod.metadata.annotations = annotations
-            core.create_namespaced_pod(ns, pod)
-        for name in ("exempt", "held"):
-            wait_for_pod(core, ns, name, {"Succeeded", "Failed"})
-        first = {
-            name: min(
-                (t for t, r in _timeline(core.read_namespaced_pod_log(name, ns)) if r == "ok"), default=None
-            )
-            for name in ("exempt", "held")
-        }
-    log.warning("first connection after the container's start: %s", first)
-    assert first["exempt"] is not None and first["exempt"] < 1.0, first
-    # the quarantine counts from the network set-up, a few tenths before the container starts
-    assert first["held"] is not None and first["held"] >= 1.5, first
+        _reachable_from_the_node(peer_ip, 9090, 30)
+        for round_ in range(3):
+            for name, annotations in (
+                (f"exempt-{round_}", {pods.NO_QUARANTINE: "true"}),
+                (f"held-{round_}", {}),
+            ):
+                pod = toolbox_pod(name, _timeline_script(peer_ip, 30))
+                pod.metadata.annotations = annotations
+                core.create_namespaced_pod(ns, pod)
+            timelines = {}
+            for name in (f"exempt-{round_}", f"held-{round_}"):
+                wait_for_pod(core, ns, name, {"Succeeded", "Failed"})
+                timelines[name.split("-")[0]] = _timeline(core.read_namespaced_pod_log(name, ns))
+            first = {k: min((t for t, r in v if r == "ok"), default=None) for k, v in timelines.items()}
+            log.warning("round %d: first connection after the container's start: %s", round_, first)
+            assert timelines["exempt"][0][1] == "ok", timelines["exempt"][:5]
+            assert first["held"] is not None, timelines["held"]  # the peer answered it in the end
+            if timelines["held"][0][1] == "blocked":
+                return
+    pytest.fail("the twin was never held: its containers started after its quarantine every time")
 
 
 def _ip(*args: str, pid: int | None = None) -> None:

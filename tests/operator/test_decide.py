@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -380,6 +382,18 @@ def test_a_quota_full_only_because_the_step_before_is_still_ending_is_waited_out
     message = 'pods "j-run" is forbidden: exceeded quota: one-pod, requested: pods=1'
     children = Children(pods={"stage": stage}, workspace=True, policy=True)
     assert refused(job, plugin(), children, CONFIG, NOW, "Pod", message).actions == []
+    # one whose node is gone is let go, as the step's own pod would be
+    lost = dataclasses.replace(stage, deleting=True, deleted_at=NOW - timedelta(hours=1))
+    gone = refused(
+        job,
+        plugin(),
+        Children(pods={"stage": lost}, workspace=True, policy=True),
+        CONFIG,
+        NOW,
+        "Pod",
+        message,
+    )
+    assert gone.actions == [Delete("Pod", "j-stage", grace=0)]
     # once it is gone, a refusal is the quota's: an infrastructure retry
     (patch,) = statuses(
         refused(job, plugin(), Children(workspace=True, policy=True), CONFIG, NOW, "Pod", message).actions

@@ -57,7 +57,6 @@ TABLE = [
     ("Staging", pending("stage", 3600, "0/1 nodes are available"), None, RETRY),
     ("Staging", None, None, RETRY),
     ("Running", run(exited("plugin", 0)), "Collecting", "PluginSucceeded"),
-    ("Running", run(exited("plugin", 0, "Completed"), phase="Running"), "Collecting", "PluginSucceeded"),
     ("Running", run(exited("plugin", 3)), "Failed", "ExitCode"),
     ("Running", run(exited("plugin", 137, "OOMKilled")), "Failed", "OOMKilled"),
     ("Running", pod("run", "Failed", reason="DeadlineExceeded"), "Failed", "Timeout"),

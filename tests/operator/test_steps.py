@@ -197,6 +197,42 @@ def test_a_step_is_judged_once_its_containers_exited_cleanly_or_its_pod_ended(co
         assert statuses(actions)[0]["phase"] == "Running"
 
 
+@pytest.mark.parametrize(
+    ("phase", "reason", "expected"),
+    [
+        ("Running", None, None),  # the plug-in exited 0: wait for the kubelet's phase
+        ("Succeeded", None, "Collecting"),
+        # it trapped its deadline's SIGTERM and exited 0: still a timeout
+        ("Failed", "DeadlineExceeded", "Failed"),
+    ],
+)
+def test_the_plugin_pod_is_judged_by_its_phase_never_by_its_exit_alone(phase, reason, expected):
+    job = JobBuilder("j").phase("Running", launched="Running").build()
+    ran = pod(
+        "j-run", phase, reason, plugin=ContainerView("plugin", exit_code=0, terminated_reason="Completed")
+    )
+    patches = statuses(decide(job, Children(pods={"run": ran}, workspace=True, policy=True)))
+    assert (patches[0]["phase"] if patches else None) == expected
+    if expected == "Failed":
+        assert patches[0]["reason"] == "Timeout"
+
+
+@pytest.mark.parametrize(
+    ("change", "completed"),
+    [
+        ({}, True),
+        ({"phase": "Failed"}, False),
+        ({"reason": "Evicted"}, False),
+        ({"deleting": True}, False),
+    ],
+)
+def test_a_clean_exit_counts_only_while_nothing_ended_the_pod(change, completed):
+    clean = pod(
+        "j-stage", "Running", stage=ContainerView("stage", exit_code=0, terminated_reason="Completed")
+    )
+    assert dataclasses.replace(clean, **change).completed == completed
+
+
 def test_a_report_with_nonsense_counts_cannot_break_the_decision():
     odd = Report("collect", details={"files": "x", "bytes": -5, "manifestSha256": 7})
     _, actions = _collecting(reported("collect", odd))
