@@ -70,10 +70,15 @@ def test_resubmit_runs_a_failed_job_again(core, jobs, make_plugin):
     assert status.get("resubmitted") == "1"
     final = jobs.wait("again", {"Failed", "Succeeded"})
     assert final["exitCode"] == 4 and final["resubmitted"] == "1"
-    assert launches(core, jobs.ns, jobs.child("again", "run")) == 2  # ran twice: once more, not more
     events = core.list_namespaced_event(jobs.ns, field_selector="involvedObject.name=again").items
     reasons = [e.reason for e in events]
     assert reasons.count("Resubmitted") == 1
+    # ran twice: once more, not more, but for the one retry a loaded machine may cause (prepare
+    # saw a door open before the policy took effect: a new pod, by design); any other retry fails
+    retries = [e.message for e in events if e.reason == "Retrying"]
+    late_policy = [m for m in retries if "took effect only after" in m]
+    assert len(late_policy) == len(retries), retries
+    assert launches(core, jobs.ns, jobs.child("again", "run")) == 2 + len(late_policy), retries
 
 
 def test_invalidate_only_after_success(jobs, make_plugin):
