@@ -113,7 +113,7 @@ def reconcile(
     if pod is None:
         return steps.launch(s, phase, role)
     if pod.deleting:
-        if pod.deleted_at and (now - pod.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS:
+        if _stuck_terminating(pod, now):
             return Plan().add(Delete("Pod", pod.name, grace=0))  # its node is gone: let it go
         return Plan()  # wait until it is gone
     waiting_since = _waiting_since(job, phase, pod)
@@ -174,12 +174,7 @@ def refused(
         if ending:
             # the step before is done (its containers exited) but its pod still counts against
             # the quota until the kubelet ends it: its update or removal brings the next round
-            stuck = [
-                p.name
-                for p in ending
-                if p.deleted_at and (now - p.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS
-            ]
-            return Plan().add(*(Delete("Pod", name, grace=0) for name in stuck))
+            return Plan().add(*(Delete("Pod", p.name, grace=0) for p in ending if _stuck_terminating(p, now)))
         return retry(s, phase, role, f"the namespace's quota refused the {kind}: {message}")
     return fail(s, "CreateRefused", f"the API server refused the job's {kind}: {message}")
 
@@ -279,6 +274,11 @@ def _waiting_since(job: PluginJob, phase: Phase, pod: PodView) -> datetime | Non
     if pod.created is None or since is None:
         return pod.created
     return max(pod.created, since)
+
+
+def _stuck_terminating(pod: PodView, now: datetime) -> bool:
+    """Deleted longer ago than any kubelet takes to end a pod: its node is gone."""
+    return bool(pod.deleted_at and (now - pod.deleted_at).total_seconds() > STUCK_TERMINATING_SECONDS)
 
 
 def _own_disk_use(message: str | None) -> bool:
